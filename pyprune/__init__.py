@@ -1,0 +1,25 @@
+"""pyprune: run self-pruning (gated) convolutional networks on the CPU.
+
+    import pyprune
+    sess = pyprune.load("model.h5")
+    y = sess.run(x)                      # x: float32 (N, C, H, W)
+    y, stats = sess.run_with_stats(x, threshold=0.6)
+
+Importing pyprune compiles nothing: kernels compile (or load from Numba's cache) on first use.
+"""
+
+from .errors import InputError, ModelError, PyPruneError
+from .graph import Model, Node, analyze
+from .io.hdf5 import load_model, save
+from .runtime import Session
+
+__version__ = "0.1.0"
+
+
+def load(path):
+    """Load and validate the model file at `path`; returns a ready Session."""
+    return Session(load_model(path))
+
+
+__all__ = ["load", "save", "load_model", "Session", "Model", "Node", "analyze",
+           "PyPruneError", "ModelError", "InputError", "__version__"]

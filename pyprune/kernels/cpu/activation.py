@@ -1,0 +1,127 @@
+"""CPU element-wise kernels, Softmax and standalone BatchNorm. Element-wise ops work on the
+flat array: a dead channel's zeros map to f(0), which is 0 for the ops whose live rule is
+'same' (their output keeps the input's live mask)."""
+
+import numpy as np
+from numba import njit
+
+from ...ops.norm import batchnorm_scale_shift
+from .base import Act, CpuKernel
+
+
+@njit(cache=True)
+def relu(x, out):
+    for i in range(x.size):
+        out[i] = x[i] if x[i] > 0.0 else 0.0
+
+
+@njit(cache=True)
+def clip(x, lo, hi, out):
+    for i in range(x.size):
+        out[i] = min(max(x[i], lo), hi)
+
+
+@njit(cache=True)
+def leaky_relu(x, alpha, out):
+    for i in range(x.size):
+        out[i] = x[i] if x[i] >= 0.0 else alpha * x[i]
+
+
+@njit(cache=True)
+def sigmoid(x, out):
+    for i in range(x.size):
+        out[i] = 1.0 / (1.0 + np.exp(-np.float64(x[i])))
+
+
+@njit(cache=True)
+def softmax(x, out):
+    """Softmax over axis 1 of x viewed as (N, C, P)."""
+    n, c, p = x.shape
+    for s in range(n):
+        for k in range(p):
+            m = x[s, 0, k]
+            for ch in range(1, c):
+                m = max(m, x[s, ch, k])
+            total = 0.0
+            for ch in range(c):
+                e = np.exp(np.float64(x[s, ch, k]) - m)
+                out[s, ch, k] = e
+                total += e
+            for ch in range(c):
+                out[s, ch, k] = out[s, ch, k] / total
+
+
+@njit(cache=True)
+def scale_shift(x, scale, shift, out):
+    """out[s, c] = x[s, c] * scale[c] + shift[c] on x viewed as (N, C, P)."""
+    n, c, p = x.shape
+    for s in range(n):
+        for ch in range(c):
+            for k in range(p):
+                out[s, ch, k] = x[s, ch, k] * scale[ch] + shift[ch]
+
+
+class ElementwiseKernel(CpuKernel):
+    keeps_live = True
+
+    def run(self, xs, ctx):
+        x = xs[0]
+        out = np.empty_like(x.data)
+        self.apply(x.data.reshape(-1), out.reshape(-1))
+        return Act(out, x.live if self.keeps_live else None)
+
+
+class ReluKernel(ElementwiseKernel):
+    def apply(self, x, out):
+        relu(x, out)
+
+
+class ClipKernel(ElementwiseKernel):
+    def __init__(self, node, a, in_shapes, out_shape):
+        super().__init__(node, a, in_shapes, out_shape)
+        self.lo, self.hi = np.float32(a["min"]), np.float32(a["max"])
+        self.keeps_live = a["min"] <= 0.0 <= a["max"]
+
+    def apply(self, x, out):
+        clip(x, self.lo, self.hi, out)
+
+
+class LeakyReluKernel(ElementwiseKernel):
+    def apply(self, x, out):
+        leaky_relu(x, np.float32(self.attrs["alpha"]), out)
+
+
+class SigmoidKernel(ElementwiseKernel):
+    keeps_live = False
+
+    def apply(self, x, out):
+        sigmoid(x, out)
+
+
+class IdentityKernel(CpuKernel):
+    """Dropout at inference."""
+
+    def run(self, xs, ctx):
+        return xs[0]
+
+
+class SoftmaxKernel(CpuKernel):
+    def run(self, xs, ctx):
+        x = xs[0].data
+        out = np.empty_like(x)
+        softmax(x.reshape(x.shape[0], x.shape[1], -1), out.reshape(x.shape[0], x.shape[1], -1))
+        return Act(out, None)
+
+
+class BatchNormKernel(CpuKernel):
+    def __init__(self, node, a, in_shapes, out_shape):
+        super().__init__(node, a, in_shapes, out_shape)
+        scale, shift = batchnorm_scale_shift(a, node.weights)
+        self.scale, self.shift = scale.astype(np.float32), shift.astype(np.float32)
+
+    def run(self, xs, ctx):
+        x = xs[0].data
+        out = np.empty_like(x)
+        n, c = x.shape[:2]
+        scale_shift(x.reshape(n, c, -1), self.scale, self.shift, out.reshape(n, c, -1))
+        return Act(out, None)

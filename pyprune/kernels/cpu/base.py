@@ -1,0 +1,38 @@
+"""What a CPU kernel is: prepared once per node at session start, then run per batch."""
+
+import numpy as np
+
+
+class Act:
+    """An activation: `data` (N, ...) float32, and `live` (N, C) bool, the channels of each
+    sample that may be non-zero, or None when every channel may be. A channel that is not
+    live holds exact zeros."""
+
+    __slots__ = ("data", "live")
+
+    def __init__(self, data, live=None):
+        self.data, self.live = data, live
+
+
+class CpuKernel:
+    """Base of CPU kernels. A subclass packs weights in __init__ and implements run()."""
+
+    def __init__(self, node, a, in_shapes, out_shape):
+        self.name, self.attrs = node.name, a
+        self.in_shapes, self.out_shape = in_shapes, out_shape
+        self._ones = {}
+
+    def run(self, xs, ctx):
+        """xs: list of Act; ctx: the RunContext of this call. Returns an Act."""
+        raise NotImplementedError
+
+    def macs(self, xs, y):
+        """(executed MACs per sample, dense MACs per sample); ops without MACs return zeros."""
+        return np.zeros(xs[0].data.shape[0], np.int64), 0
+
+    def ones(self, n, c):
+        """An all-true (n, c) mask, made once per shape: kernels take masks, not None."""
+        mask = self._ones.get((n, c))
+        if mask is None:
+            mask = self._ones[(n, c)] = np.ones((n, c), np.bool_)
+        return mask

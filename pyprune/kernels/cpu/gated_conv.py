@@ -1,0 +1,84 @@
+"""CPU gated convolution: the gate module decides each sample's active kernel groups, then
+the convolution computes only those (DESIGN.md section 1)."""
+
+import numpy as np
+from numba import njit
+
+from ...ops.conv import gate_cut
+from .base import Act
+from .conv import ConvKernel
+
+
+@njit(cache=True, boundscheck=False)
+def gate_logits(x, live, use_max, wh, bh, wg, bg):
+    """Gate logits (N, G) in float64, one sample at a time so that a sample's decision
+    does not depend on the rest of its batch. Dead channels pool to exactly 0."""
+    n, c = x.shape[0], x.shape[1]
+    hw = x.shape[2] * x.shape[3]
+    hidden, groups = wh.shape[0], wg.shape[0]
+    z = np.empty((n, groups))
+    s = np.empty(c)
+    h = np.empty(max(hidden, 1))
+    for i in range(n):
+        for ch in range(c):
+            if not live[i, ch]:
+                s[ch] = 0.0
+                continue
+            plane = x[i, ch].ravel()
+            if use_max:
+                m = -np.inf
+                for k in range(hw):
+                    if plane[k] > m:
+                        m = plane[k]
+                s[ch] = m
+            else:
+                acc = 0.0
+                for k in range(hw):
+                    acc += plane[k]
+                s[ch] = acc / hw
+        feat = s
+        if hidden > 0:
+            for j in range(hidden):
+                acc = float(bh[j])
+                for ch in range(c):
+                    acc += wh[j, ch] * s[ch]
+                h[j] = max(acc, 0.0)
+            feat = h
+        nf = hidden if hidden > 0 else c
+        for g in range(groups):
+            acc = float(bg[g])
+            for k in range(nf):
+                acc += wg[g, k] * feat[k]
+            z[i, g] = acc
+    return z
+
+
+class GatedConvKernel(ConvKernel):
+    def __init__(self, node, a, in_shapes, out_shape):
+        super().__init__(node, a, in_shapes, out_shape)
+        w = node.weights
+        c = in_shapes[0][0]
+        self.use_max = a["gate_pool"] == "max"
+        self.gate_weight = np.ascontiguousarray(w["gate_weight"], np.float32)
+        self.gate_bias = np.ascontiguousarray(w["gate_bias"], np.float32)
+        self.hidden_weight = np.ascontiguousarray(w.get("gate_hidden_weight", np.zeros((0, c))), np.float32)
+        self.hidden_bias = np.ascontiguousarray(w.get("gate_hidden_bias", np.zeros(0)), np.float32)
+        self.group_size = a["group_size"]
+
+    def run(self, xs, ctx):
+        x = xs[0]
+        n = x.data.shape[0]
+        live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
+        z = gate_logits(x.data, live, self.use_max, self.hidden_weight, self.hidden_bias,
+                        self.gate_weight, self.gate_bias)
+        if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
+            z = ctx.gate_hook(self.name, z, self.gate_bias)
+        groups_on = z > gate_cut(ctx.threshold_for(self.name, self.attrs["threshold"]))
+        active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
+        return Act(self.convolve(x, active), active)
+
+    def macs(self, xs, y):
+        executed, dense = super().macs(xs, y)
+        c, hidden = self.in_shapes[0][0], self.hidden_weight.shape[0]
+        gate = hidden * c + self.gate_weight.shape[0] * (hidden or c)
+        return executed + gate, dense

@@ -1,0 +1,35 @@
+"""CPU Concat, Add and Flatten: NumPy does the data movement; the kernels' work is to
+carry the live-channel masks (DESIGN.md section 2)."""
+
+import numpy as np
+
+from .base import Act, CpuKernel
+
+
+class ConcatKernel(CpuKernel):
+    def run(self, xs, ctx):
+        data = np.concatenate([x.data for x in xs], axis=1)
+        if all(x.live is None for x in xs):
+            return Act(data, None)
+        n = data.shape[0]
+        live = np.concatenate([x.live if x.live is not None else self.ones(n, x.data.shape[1])
+                               for x in xs], axis=1)
+        return Act(data, live)
+
+
+class AddKernel(CpuKernel):
+    def run(self, xs, ctx):
+        a, b = xs
+        live = None if a.live is None or b.live is None else a.live | b.live
+        return Act(a.data + b.data, live)
+
+
+class FlattenKernel(CpuKernel):
+    def run(self, xs, ctx):
+        x = xs[0]
+        n = x.data.shape[0]
+        data = x.data.reshape(n, -1)
+        if x.live is None:
+            return Act(data, None)
+        per_channel = data.shape[1] // x.live.shape[1]
+        return Act(data, np.repeat(x.live, per_channel, axis=1))

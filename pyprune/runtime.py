@@ -1,0 +1,145 @@
+"""Session: prepares a validated model for the CPU once, then runs batches through it."""
+
+import math
+import time
+
+import numpy as np
+
+from .errors import InputError
+from .graph import analyze
+from .kernels.cpu import CPU_KERNELS, Act
+from .passes import fold_batchnorm
+from .stats import LayerStats, RunStats
+
+
+class RunContext:
+    """Per-call settings that kernels consult: threshold overrides and the calibration hook."""
+
+    def __init__(self, thresholds=None, default=None, gate_hook=None):
+        self.thresholds, self.default, self.gate_hook = thresholds or {}, default, gate_hook
+
+    def threshold_for(self, node_name, file_value):
+        t = self.thresholds.get(node_name, self.default)
+        return file_value if t is None else t
+
+
+class Session:
+    """Runs a model on the CPU. `pyprune.load(path)` returns one; `Session(model)` works too.
+
+    The model is validated in full, batch norms that follow convs are folded into them,
+    and every kernel's weights are packed once, here.
+    """
+
+    def __init__(self, model, fold_batchnorm_layers=True):
+        self.model = model
+        info = analyze(model)
+        if fold_batchnorm_layers:
+            model = fold_batchnorm(model, info)
+            info = analyze(model, check_values=False)
+        self.info = info
+        self.input_shapes = {k: info.shapes[k] for k in model.inputs}
+        self.output_names = list(model.outputs)
+        self.gated_nodes = [n.name for n in info.order if n.op == "GatedConv2d"]
+        last_use = {}
+        for i, node in enumerate(info.order):
+            for t in node.inputs:
+                last_use[t] = i
+        self._steps = []
+        for i, node in enumerate(info.order):
+            kernel = CPU_KERNELS[node.op](node, info.attrs[node.name],
+                                          [info.shapes[t] for t in node.inputs], info.shapes[node.outputs[0]])
+            # Tensors whose last reader is this step are dropped after it (not graph outputs).
+            drop = [t for t in set(node.inputs) if last_use[t] == i and t not in self.output_names]
+            self._steps.append((node, kernel, drop))
+
+    @property
+    def input_names(self):
+        return list(self.input_shapes)
+
+    def run(self, x, threshold=None):
+        """Run a float32 batch `x` (N, *input shape), or a dict name -> array for several inputs.
+
+        threshold: None (the file's), one float in [0, 1] for every gate, or a dict
+        gated node name -> threshold. Returns the output array, or a dict by name when the
+        model has several outputs.
+        """
+        return self._run(x, threshold, stats=False)[0]
+
+    def run_with_stats(self, x, threshold=None):
+        """Like run(), and also return a RunStats with per-layer, per-sample work and time."""
+        return self._run(x, threshold, stats=True)
+
+    def _run(self, x, threshold, stats, gate_hook=None):
+        values = self._feeds(x)
+        ctx = self._context(threshold, gate_hook)
+        layers = [] if stats else None
+        for node, kernel, drop in self._steps:
+            xs = [values[t] for t in node.inputs]
+            if stats:
+                start = time.perf_counter()
+                y = kernel.run(xs, ctx)
+                layers.append(self._layer_stats(node, kernel, xs, y, time.perf_counter() - start))
+            else:
+                y = kernel.run(xs, ctx)
+            values[node.outputs[0]] = y
+            for t in drop:
+                del values[t]
+        outs = {t: values[t].data for t in self.output_names}
+        result = outs[self.output_names[0]] if len(outs) == 1 else outs
+        return result, (RunStats(layers) if stats else None)
+
+    def _feeds(self, x):
+        if not isinstance(x, dict):
+            if len(self.input_shapes) != 1:
+                raise InputError(f"this model has inputs {self.input_names}: pass a dict name -> array")
+            x = {self.input_names[0]: x}
+        unknown = sorted(set(x) - set(self.input_shapes))
+        missing = sorted(set(self.input_shapes) - set(x))
+        if unknown or missing:
+            raise InputError(f"inputs must be exactly {self.input_names}; missing {missing}, unknown {unknown}")
+        values, batch = {}, None
+        for name, shape in self.input_shapes.items():
+            arr = x[name]
+            if not isinstance(arr, np.ndarray):
+                raise InputError(f"input '{name}' must be a numpy array, got {type(arr).__name__}")
+            if arr.dtype != np.float32:
+                raise InputError(f"input '{name}' must be float32, got {arr.dtype} (use .astype(np.float32))")
+            if arr.ndim != len(shape) + 1 or tuple(arr.shape[1:]) != shape or arr.shape[0] == 0:
+                raise InputError(f"input '{name}' must have shape (N, {', '.join(map(str, shape))}) "
+                                 f"with N >= 1, got {arr.shape}")
+            if batch is not None and arr.shape[0] != batch:
+                raise InputError(f"input '{name}' has batch {arr.shape[0]}, the others {batch}")
+            batch = arr.shape[0]
+            if not np.isfinite(arr).all():
+                raise InputError(f"input '{name}' contains NaN or Inf")
+            values[name] = Act(np.ascontiguousarray(arr), None)
+        return values
+
+    def _context(self, threshold, gate_hook):
+        if threshold is None or isinstance(threshold, dict):
+            per_node = dict(threshold or {})
+            unknown = sorted(set(per_node) - set(self.gated_nodes))
+            if unknown:
+                raise InputError(f"threshold given for {unknown}, which are not gated convolutions "
+                                 f"(gated: {self.gated_nodes})")
+            for name, t in per_node.items():
+                _check_threshold(t, name)
+            return RunContext(per_node, None, gate_hook)
+        _check_threshold(threshold, "threshold")
+        return RunContext(None, float(threshold), gate_hook)
+
+    @staticmethod
+    def _layer_stats(node, kernel, xs, y, seconds):
+        n = xs[0].data.shape[0]
+        executed, dense = kernel.macs(xs, y)
+        c_in, c_out = xs[0].data.shape[1], y.data.shape[1]
+        live_in = xs[0].live.sum(axis=1) if xs[0].live is not None else np.full(n, c_in)
+        active = y.live.sum(axis=1) if y.live is not None else np.full(n, c_out)
+        return LayerStats(node.name, node.op, seconds, np.asarray(executed, np.int64), int(dense),
+                          c_in, live_in, c_out, active, node.op == "GatedConv2d")
+
+
+def _check_threshold(t, what):
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(t) or not 0.0 <= t <= 1.0:
+        raise InputError(f"{what}: a threshold must be a number in [0, 1], got {t!r}")

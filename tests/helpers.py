@@ -1,0 +1,58 @@
+"""Shared test helpers: building one kernel, live/active patterns, error measures."""
+
+import numpy as np
+
+from pyprune.graph import Node
+from pyprune.kernels.cpu import CPU_KERNELS, Act
+from pyprune.ops import OPS
+from pyprune.ops.base import NodeContext
+from pyprune.runtime import RunContext
+
+PATTERNS = ("all", "none", "one", "random")
+
+
+def rel_error(actual, expected):
+    """max |actual - expected| / max |expected| (normwise); exact match needed when expected is 0."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = np.abs(expected).max(initial=0.0)
+    diff = np.abs(actual - expected).max(initial=0.0)
+    return diff / scale if scale > 0 else (0.0 if diff == 0 else np.inf)
+
+
+def assert_matches(actual, expected, tol=1e-5):
+    err = rel_error(actual, expected)
+    assert err <= tol, f"relative error {err:.3g} > {tol}"
+
+
+def mask(rng, n, c, pattern):
+    """(n, c) bool mask of the named pattern, drawn per sample."""
+    m = np.zeros((n, c), np.bool_)
+    if pattern == "all":
+        m[:] = True
+    elif pattern == "one":
+        m[np.arange(n), rng.integers(0, c, n)] = True
+    elif pattern == "random":
+        m = rng.random((n, c)) < 0.5
+    return m
+
+
+def make_kernel(op, attrs, weights, in_shapes, name="node"):
+    """A prepared CPU kernel for one node, and its parsed attributes."""
+    ctx = NodeContext(name, op)
+    a = OPS[op].parse_attrs(attrs, ctx)
+    out_shape = OPS[op].out_shape(a, in_shapes, ctx)
+    node = Node(name, op, [f"in{i}" for i in range(len(in_shapes))], [name], attrs, weights)
+    return CPU_KERNELS[op](node, a, in_shapes, out_shape), a
+
+
+def live_act(x, live):
+    """An Act whose dead channels are zeroed, as the engine guarantees."""
+    if live is None:
+        return Act(np.ascontiguousarray(x, np.float32), None)
+    shape = (live.shape[0], live.shape[1]) + (1,) * (x.ndim - 2)
+    return Act(np.ascontiguousarray(x * live.reshape(shape), np.float32), live)
+
+
+def run_kernel(kernel, xs, threshold=None):
+    return kernel.run(xs, RunContext(None, threshold))

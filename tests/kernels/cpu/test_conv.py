@@ -1,0 +1,139 @@
+"""Conv2d and GatedConv2d CPU kernels against the NumPy reference on random shapes,
+geometries and live/active patterns."""
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from pyprune.ops.conv import conv2d_reference, gate_reference
+from pyprune.kernels.cpu.conv import conv_direct
+
+from ...helpers import PATTERNS, assert_matches, live_act, make_kernel, mask, run_kernel
+
+
+@st.composite
+def conv_cases(draw, depthwise=None):
+    groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    cin_g = draw(st.integers(1, 5))
+    cout_g = draw(st.integers(1, 5))
+    if depthwise or (depthwise is None and draw(st.booleans()) and draw(st.booleans())):
+        groups, cin_g, cout_g = draw(st.integers(1, 6)), 1, draw(st.sampled_from([1, 2]))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    h = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - padding[0] - padding[2]), 9))
+    w = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - padding[1] - padding[3]), 9))
+    return dict(n=draw(st.integers(1, 3)), c=groups * cin_g, h=h, w=w, attrs=dict(
+        out_channels=groups * cout_g, kernel_size=(kh, kw), stride=stride, padding=padding,
+        dilation=dilation, groups=groups), live=draw(st.sampled_from(PATTERNS)),
+        active=draw(st.sampled_from(PATTERNS + ("none_given",))), seed=draw(st.integers(0, 2**31)))
+
+
+def conv_weights(rng, case):
+    a = case["attrs"]
+    shape = (a["out_channels"], case["c"] // a["groups"], *a["kernel_size"])
+    return {"weight": rng.normal(size=shape).astype(np.float32),
+            "bias": rng.normal(size=a["out_channels"]).astype(np.float32)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_cases())
+def test_conv2d_matches_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    a, n = case["attrs"], case["n"]
+    w = conv_weights(rng, case)
+    kernel, _ = make_kernel("Conv2d", a, w, [(case["c"], case["h"], case["w"])])
+    live = mask(rng, n, case["c"], case["live"])
+    x = live_act(rng.normal(size=(n, case["c"], case["h"], case["w"])), live)
+    active = None if case["active"] == "none_given" else mask(rng, n, a["out_channels"], case["active"])
+    y = kernel.convolve(x, active)
+    expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"],
+                                a["dilation"], a["groups"])
+    if active is not None:
+        expected = expected * active[:, :, None, None]
+        assert (y[~active] == 0.0).all(), "an inactive channel must be exactly 0.0"
+    assert_matches(y, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(conv_cases(depthwise=False))
+def test_direct_kernel_matches_reference_for_any_groups(case):
+    """The direct kernel also serves groups == 1 correctly (it is the generic fallback)."""
+    rng = np.random.default_rng(case["seed"])
+    a, n = case["attrs"], case["n"]
+    w = conv_weights(rng, case)
+    kernel, _ = make_kernel("Conv2d", a, w, [(case["c"], case["h"], case["w"])])
+    live = mask(rng, n, case["c"], case["live"])
+    active = mask(rng, n, a["out_channels"], "random")
+    x = live_act(rng.normal(size=(n, case["c"], case["h"], case["w"])), live)
+    out = np.empty((n, *kernel.out_shape), np.float32)
+    conv_direct(x.data, w["weight"], w["bias"], live, active, *kernel.geometry, a["groups"], out)
+    expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"],
+                                a["dilation"], a["groups"]) * active[:, :, None, None]
+    assert_matches(out, expected)
+
+
+@st.composite
+def gated_cases(draw):
+    case = draw(conv_cases())
+    a = case["attrs"]
+    sizes = [g for g in range(1, a["out_channels"] + 1) if a["out_channels"] % g == 0]
+    a.update(group_size=draw(st.sampled_from(sizes)), gate_pool=draw(st.sampled_from(["avg", "max"])),
+             gate_hidden=draw(st.sampled_from([0, 0, 3])), threshold=draw(st.sampled_from([0.5, 0.3, 0.8])))
+    case["gates"] = draw(st.sampled_from(PATTERNS + ("natural",)))
+    return case
+
+
+def gate_weights(rng, case, n_groups):
+    """Gate weights; for a named pattern the biases are +-50 so the decisions are clear."""
+    a, c = case["attrs"], case["c"]
+    w = {}
+    if a["gate_hidden"]:
+        w["gate_hidden_weight"] = rng.normal(size=(a["gate_hidden"], c)).astype(np.float32)
+        w["gate_hidden_bias"] = rng.normal(size=a["gate_hidden"]).astype(np.float32)
+    scale = 0.01 if case["gates"] != "natural" else 1.0
+    w["gate_weight"] = (scale * rng.normal(size=(n_groups, a["gate_hidden"] or c))).astype(np.float32)
+    if case["gates"] == "natural":
+        w["gate_bias"] = rng.normal(size=n_groups).astype(np.float32)
+    else:
+        on = mask(rng, 1, n_groups, case["gates"])[0]
+        w["gate_bias"] = np.where(on, 50.0, -50.0).astype(np.float32)
+    return w
+
+
+@settings(max_examples=200, deadline=None)
+@given(gated_cases())
+def test_gated_conv2d_is_masked_dense_conv(case):
+    rng = np.random.default_rng(case["seed"])
+    a, n = case["attrs"], case["n"]
+    n_groups = a["out_channels"] // a["group_size"]
+    w = {**conv_weights(rng, case), **gate_weights(rng, case, n_groups)}
+    kernel, parsed = make_kernel("GatedConv2d", a, w, [(case["c"], case["h"], case["w"])])
+    live = mask(rng, n, case["c"], case["live"])
+    x = live_act(rng.normal(size=(n, case["c"], case["h"], case["w"])), live)
+    y = run_kernel(kernel, [x])
+    z, expected_mask = gate_reference(parsed, w, x.data)
+    from pyprune.ops.conv import gate_cut
+    clear = np.repeat(np.abs(z - gate_cut(parsed["threshold"])) > 1e-4, a["group_size"], axis=1)
+    assert (y.live == expected_mask)[clear].all(), "gate decisions differ from the reference"
+    dense = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"], a["dilation"], a["groups"])
+    assert (y.data[~y.live] == 0.0).all(), "an inactive kernel must give exactly 0.0"
+    assert_matches(y.data, dense * y.live[:, :, None, None])
+    if case["gates"] == "all":
+        assert y.live.all()
+    if case["gates"] == "none":
+        assert not y.live.any() and not y.data.any()
+
+
+def test_threshold_override_turns_gates_off_and_on():
+    rng = np.random.default_rng(1)
+    a = dict(out_channels=4, kernel_size=(3, 3), padding=(1, 1, 1, 1))
+    w = {"weight": rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "bias": np.ones(4, np.float32),
+         "gate_weight": np.zeros((4, 2), np.float32), "gate_bias": np.array([-2, -1, 1, 2], np.float32)}
+    kernel, _ = make_kernel("GatedConv2d", a, w, [(2, 5, 5)])
+    x = live_act(rng.normal(size=(1, 2, 5, 5)), None)
+    assert run_kernel(kernel, [x]).live.tolist() == [[False, False, True, True]]
+    assert run_kernel(kernel, [x], threshold=0.0).live.all()
+    assert not run_kernel(kernel, [x], threshold=1.0).live.any()
+    # sigmoid(-1) = 0.269: a threshold of 0.25 switches the second kernel on.
+    assert run_kernel(kernel, [x], threshold=0.25).live.tolist() == [[False, True, True, True]]
