@@ -42,8 +42,8 @@ class Relu6(Clip):
     name = "Relu6"
     attrs = ()
 
-    def parse_attrs(self, raw, ctx):
-        return {**super().parse_attrs(raw, ctx), "min": 0.0, "max": 6.0}
+    def check_attrs(self, a, ctx):
+        a.update(min=0.0, max=6.0)
 
 
 class LeakyRelu(Elementwise):

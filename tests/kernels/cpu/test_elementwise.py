@@ -1,0 +1,53 @@
+"""Element-wise activations, Softmax, BatchNorm, Dropout against the NumPy reference,
+and their live-channel rules."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pyprune.ops import OPS
+
+from ...helpers import PATTERNS, assert_matches, live_act, make_kernel, mask, run_kernel
+
+CASES = {
+    "Relu": {}, "Relu6": {}, "Clip": {"min": -0.5, "max": 1.5}, "LeakyRelu": {"alpha": 0.2},
+    "Sigmoid": {}, "Softmax": {}, "Dropout": {"ratio": 0.3}, "BatchNorm2d": {"epsilon": 1e-3},
+}
+
+
+@st.composite
+def tensors(draw):
+    rank = draw(st.sampled_from([1, 3]))
+    shape = (draw(st.integers(1, 6)),) + tuple(draw(st.integers(1, 7)) for _ in range(rank - 1))
+    return dict(n=draw(st.integers(1, 3)), shape=shape, live=draw(st.sampled_from(PATTERNS)),
+                scale=draw(st.sampled_from([1.0, 10.0, 100.0])), seed=draw(st.integers(0, 2**31)))
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+@settings(max_examples=200, deadline=None)
+@given(case=tensors())
+def test_elementwise_matches_reference(op, case):
+    shape = case["shape"] if op != "BatchNorm2d" else (case["shape"][0], 3, 4)
+    rng = np.random.default_rng(case["seed"])
+    c = shape[0]
+    weights = {}
+    if op == "BatchNorm2d":
+        weights = {"scale": rng.normal(size=c), "bias": rng.normal(size=c),
+                   "mean": rng.normal(size=c), "var": rng.uniform(0, 2, c)}
+        weights = {k: v.astype(np.float32) for k, v in weights.items()}
+    kernel, a = make_kernel(op, CASES[op], weights, [shape])
+    live = mask(rng, case["n"], c, case["live"])
+    x = live_act(case["scale"] * rng.normal(size=(case["n"], *shape)), live)
+    y = run_kernel(kernel, [x])
+    assert_matches(y.data, OPS[op].reference(a, weights, [x.data]))
+    keeps = OPS[op].live_rule_for(a) == "same"
+    assert (y.live is live) if keeps else (y.live is None)
+    if keeps:  # f(0) = 0: dead channels stay exactly zero
+        assert not y.data[~live].any()
+
+
+def test_clip_away_from_zero_makes_every_channel_live():
+    kernel, _ = make_kernel("Clip", {"min": 1.0, "max": 2.0}, {}, [(2, 2, 2)])
+    live = np.array([[True, False]])
+    y = run_kernel(kernel, [live_act(np.zeros((1, 2, 2, 2)), live)])
+    assert y.live is None and (y.data == 1.0).all()
