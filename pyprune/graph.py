@@ -5,6 +5,7 @@ A `Model` is plain data (what a file holds). `analyze` checks it completely and 
 tensor can have dead channels at run time. Nothing runs on a model that failed `analyze`.
 """
 
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -80,6 +81,7 @@ def analyze(model, check_values=True):
     for t in model.outputs:
         if t not in shapes:
             raise ModelError(f"graph output '{t}' is not produced by any node", field="outputs")
+    _check_gated_batchnorms(model, order, consumers)
     return GraphInfo(order, attrs, shapes, partial, consumers)
 
 
@@ -103,7 +105,7 @@ def _check_inputs(model):
 
 
 def _topological_order(model, graph_inputs):
-    """Kahn's algorithm, stable: a file already in order keeps its order."""
+    """Nodes sorted so that every tensor is produced before it is read."""
     producer, names = {}, set()
     for node in model.nodes:
         if node.name in names:
@@ -119,17 +121,29 @@ def _topological_order(model, graph_inputs):
             if t not in producer and t not in graph_inputs:
                 raise ModelError(f"input tensor '{t}' is not defined by any node or graph input",
                                  node=node.name, op=node.op, field="inputs")
-    done, order, pending = set(graph_inputs), [], list(model.nodes)
-    while pending:
-        ready = [n for n in pending if all(t in done for t in n.inputs)]
-        if not ready:
-            stuck = ", ".join(f"'{n.name}'" for n in pending[:5])
-            raise ModelError(f"the graph has a cycle through nodes {stuck}", field="inputs")
-        order.extend(ready)
-        for n in ready:
-            done.update(n.outputs)
-        ready_ids = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in ready_ids]
+    # Kahn's algorithm taking the earliest ready node first: a valid order is kept as is.
+    waiting = {}  # node index -> inputs not yet produced
+    readers = {}  # tensor -> indices of nodes waiting for it
+    for i, node in enumerate(model.nodes):
+        pending = {t for t in node.inputs if t not in graph_inputs}
+        waiting[i] = len(pending)
+        for t in pending:
+            readers.setdefault(t, []).append(i)
+    ready = [i for i, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(model.nodes[i])
+        for t in model.nodes[i].outputs:
+            for j in readers.get(t, ()):
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    heapq.heappush(ready, j)
+    if len(order) < len(model.nodes):
+        placed = {id(n) for n in order}
+        stuck = ", ".join([f"'{n.name}'" for n in model.nodes if id(n) not in placed][:5])
+        raise ModelError(f"the graph has a cycle through nodes {stuck}", field="inputs")
     return order
 
 
@@ -169,6 +183,18 @@ def check_weight_values(node, op, a, ctx):
             raise ctx.error(name, "weights contain NaN or Inf")
     if hasattr(op, "check_weights"):
         op.check_weights(a, node.weights, ctx)
+
+
+def _check_gated_batchnorms(model, order, consumers):
+    """A batch norm after a gated conv belongs to it: the mask applies after the batch norm
+    (DESIGN.md section 1), so it must be the conv output's only reader."""
+    gated = {n.outputs[0] for n in order if n.op == "GatedConv2d"}
+    for node in order:
+        t = node.inputs[0] if node.inputs else None
+        if node.op == "BatchNorm2d" and t in gated and (len(consumers[t]) > 1 or t in model.outputs):
+            raise ModelError(f"reads gated conv output '{t}', which has other readers or is a graph "
+                             f"output; the gate's mask applies after this batch norm, so it must be "
+                             f"the only reader", node=node.name, op=node.op, field="inputs")
 
 
 def _may_be_partial(rule, inputs_partial):

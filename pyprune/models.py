@@ -133,7 +133,7 @@ def calibrate_gates(model, images, active_fraction):
     from .runtime import Session
     if not 0.0 < active_fraction <= 1.0:
         raise ValueError(f"active_fraction must be in (0, 1], got {active_fraction}")
-    sess = Session(model, fold_batchnorm_layers=False)
+    sess = Session(model)
     cut = {n.name: gate_cut(sess.info.attrs[n.name]["threshold"]) for n in model.nodes if n.op == "GatedConv2d"}
 
     def hook(name, z, bias):

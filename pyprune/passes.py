@@ -8,8 +8,9 @@ from .ops.norm import batchnorm_scale_shift
 CONV_OPS = ("Conv2d", "GatedConv2d")
 
 
-def fold_batchnorm(model, info):
-    """Fold every BatchNorm2d that alone reads a conv's output into that conv.
+def fold_batchnorm(model, info, only_gated=False):
+    """Fold every BatchNorm2d that alone reads a conv's output into that conv
+    (with `only_gated`, only those after gated convs, where folding is required).
 
     bn(conv(x)) = scale * conv(x) + shift per channel, so W' = W * scale and
     b' = b * scale + shift. For a gated conv the mask applies after the batch norm
@@ -23,7 +24,7 @@ def fold_batchnorm(model, info):
             continue
         conv = producer.get(bn.inputs[0])
         if (conv is None or conv.op not in CONV_OPS or len(info.consumers[bn.inputs[0]]) != 1
-                or bn.inputs[0] in model.outputs):
+                or bn.inputs[0] in model.outputs or (only_gated and conv.op != "GatedConv2d")):
             continue
         scale, shift = batchnorm_scale_shift(info.attrs[bn.name], bn.weights)
         weights = dict(conv.weights)

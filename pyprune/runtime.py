@@ -30,12 +30,10 @@ class Session:
     and every kernel's weights are packed once, here.
     """
 
-    def __init__(self, model, fold_batchnorm_layers=True):
+    def __init__(self, model):
         self.model = model
-        info = analyze(model)
-        if fold_batchnorm_layers:
-            model = fold_batchnorm(model, info)
-            info = analyze(model, check_values=False)
+        model = fold_batchnorm(model, analyze(model))
+        info = analyze(model, check_values=False)
         self.info = info
         self.input_shapes = {k: info.shapes[k] for k in model.inputs}
         self.output_names = list(model.outputs)

@@ -122,6 +122,10 @@ class Op:
     def live_rule_for(self, a):
         return self.live_rule
 
+    def dense_macs(self, a, in_shapes, out_shape):
+        """Multiply-accumulates per sample with every channel live and active."""
+        return 0
+
     def reference(self, a, w, xs):
         """NumPy float64 reference: inputs are (N, ...) arrays, returns the output array."""
         raise NotImplementedError

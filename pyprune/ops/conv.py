@@ -71,6 +71,10 @@ class Conv2d(Op):
         return {"weight": (a["out_channels"], c // a["groups"], *a["kernel_size"]),
                 "bias": (a["out_channels"],)}
 
+    def dense_macs(self, a, in_shapes, out_shape):
+        c_out, ho, wo = out_shape
+        return c_out * (in_shapes[0][0] // a["groups"]) * math.prod(a["kernel_size"]) * ho * wo
+
     def reference(self, a, w, xs):
         return conv2d_reference(xs[0], w["weight"], w["bias"], a["stride"], a["padding"],
                                 a["dilation"], a["groups"])

@@ -18,5 +18,8 @@ class Linear(Op):
     def weight_shapes(self, a, in_shapes, ctx):
         return {"weight": (a["out_features"], in_shapes[0][0]), "bias": (a["out_features"],)}
 
+    def dense_macs(self, a, in_shapes, out_shape):
+        return in_shapes[0][0] * a["out_features"]
+
     def reference(self, a, w, xs):
         return np.asarray(xs[0], np.float64) @ np.asarray(w["weight"], np.float64).T + w["bias"]

@@ -9,27 +9,33 @@ import numpy as np
 from numba import njit
 
 from .base import Act, CpuKernel
+from .window import valid_range
 
 
 @njit(cache=True, boundscheck=False)
 def im2col(x, live_idx, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols):
-    """cols[(l*kh + i)*kw + j, oy*wo + ox] = x[live_idx[l], oy*sh - pt + i*dh, ox*sw - pl + j*dw]."""
+    """cols[(l*kh + i)*kw + j, oy*wo + ox] = x[live_idx[l], oy*sh - pt + i*dh, ox*sw - pl + j*dw],
+    0 where that falls in the padding. Only live channels are read."""
     h, w = x.shape[1], x.shape[2]
     for li in range(live_idx.shape[0]):
-        c = live_idx[li]
+        src = x[live_idx[li]]
         for i in range(kh):
+            ylo, yhi = valid_range(pt, i * dh, sh, h, ho)
             for j in range(kw):
-                row = (li * kh + i) * kw + j
-                for oy in range(ho):
-                    iy = oy * sh - pt + i * dh
-                    base = oy * wo
-                    if iy < 0 or iy >= h:
-                        for ox in range(wo):
-                            cols[row, base + ox] = 0.0
-                        continue
-                    for ox in range(wo):
-                        ix = ox * sw - pl + j * dw
-                        cols[row, base + ox] = x[c, iy, ix] if 0 <= ix < w else 0.0
+                dst = cols[(li * kh + i) * kw + j]
+                xlo, xhi = valid_range(pl, j * dw, sw, w, wo)
+                # Unsigned offsets let Numba drop wrap checks and vectorise the copy.
+                count, first, step = np.uint64(xhi - xlo), np.uint64(xlo * sw - pl + j * dw), np.uint64(sw)
+                dst[:ylo * wo] = 0.0
+                dst[yhi * wo:] = 0.0
+                for oy in range(ylo, yhi):
+                    row = src[oy * sh - pt + i * dh]
+                    seg = dst[oy * wo: (oy + 1) * wo]
+                    seg[:xlo] = 0.0
+                    seg[xhi:] = 0.0
+                    seg = seg[xlo:]
+                    for k in range(count):
+                        seg[k] = row[first + k * step]
 
 
 @njit(cache=True, boundscheck=False)

@@ -1,0 +1,101 @@
+"""The `pyprune` command: info, run and demo."""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from .errors import PyPruneError
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="pyprune", description="Run self-pruning (gated) CNNs on the CPU.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="layers, shapes, parameters, dense MACs and gates of a model file")
+    p.add_argument("model")
+    p = sub.add_parser("run", help="run a model on a .npy batch: top classes, executed vs dense MACs, latency")
+    p.add_argument("model")
+    p.add_argument("input", help=".npy array, (N, *input shape) or one sample without the batch axis")
+    p.add_argument("--threshold", type=float, help="gate threshold for every gated layer (compute budget)")
+    p.add_argument("--top", type=int, default=3, help="classes to print per sample")
+    p.add_argument("--repeat", type=int, default=10, help="timed runs after a warm-up run")
+    p.add_argument("--layers", action="store_true", help="also print the per-layer table")
+    p = sub.add_parser("demo", help="the gated SqueezeNet 1.1 demo (random weights until a trained model ships)")
+    p.add_argument("--threshold", type=float, help="gate threshold (compute budget)")
+    p.add_argument("--images", type=int, default=8)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "info":
+            info(args.model)
+        elif args.command == "run":
+            run(args)
+        else:
+            from .demo import demo
+            demo(threshold=args.threshold, n_images=args.images)
+    except PyPruneError as e:
+        print(f"pyprune: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def info(path):
+    from . import analyze, load_model
+    from .ops import OPS
+    model = load_model(path)
+    g = analyze(model)
+    print(f"model '{model.name}' ({path})")
+    print("inputs:  " + ", ".join(f"{k} {('N',) + tuple(v)}" for k, v in model.inputs.items()))
+    print("outputs: " + ", ".join(f"{t} {('N',) + g.shapes[t]}" for t in model.outputs))
+    print(f"{'layer':<26}{'op':<14}{'output':<18}{'params':>10}{'dense MACs':>14}  gate")
+    total_params = total_macs = gated = 0
+    for node in g.order:
+        a, out = g.attrs[node.name], g.shapes[node.outputs[0]]
+        params = sum(int(np.prod(w.shape)) for w in node.weights.values())
+        macs = OPS[node.op].dense_macs(a, [g.shapes[t] for t in node.inputs], out)
+        gate = ""
+        if node.op == "GatedConv2d":
+            gated += 1
+            gate = (f"{a['out_channels'] // a['group_size']} groups of {a['group_size']}, {a['gate_pool']} pool, "
+                    f"hidden {a['gate_hidden']}, threshold {a['threshold']}")
+        total_params += params
+        total_macs += macs
+        print(f"{node.name[:25]:<26}{node.op:<14}{str(out):<18}{params:>10,}{macs:>14,}  {gate}")
+    print(f"{len(g.order)} layers, {gated} gated; {total_params:,} parameters; {total_macs / 1e6:.1f} M dense MACs per sample")
+
+
+def run(args):
+    from . import load
+    from .errors import InputError
+    sess = load(args.model)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read '{args.input}' as a .npy array: {e}") from None
+    shape = next(iter(sess.input_shapes.values()))
+    if x.shape == shape:
+        x = x[None]
+    if x.dtype.kind == "f" and x.dtype != np.float32:
+        x = x.astype(np.float32)  # the command is lenient; Session.run insists on float32
+    y, stats = sess.run_with_stats(x, threshold=args.threshold)
+    if isinstance(y, dict):
+        y = y[sess.output_names[0]]
+    times = []
+    for _ in range(max(args.repeat, 1)):
+        start = time.perf_counter()
+        sess.run(x, threshold=args.threshold)
+        times.append(time.perf_counter() - start)
+    scores = y.reshape(len(y), -1)
+    frac = stats.executed_fraction
+    for i, row in enumerate(scores):
+        top = np.argsort(row)[::-1][:args.top]
+        classes = ", ".join(f"{c} ({row[c]:.3g})" for c in top)
+        print(f"sample {i}: top {classes}; executed {stats.executed_macs[i] / 1e6:.2f} M of "
+              f"{stats.dense_macs / 1e6:.2f} M dense MACs ({100 * frac[i]:.1f}%)")
+    if args.layers:
+        print(stats.table())
+    print(f"latency: {1e3 * np.median(times):.2f} ms per batch of {len(x)} (median of {len(times)} runs)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Converters between pyprune models and other formats (extra: onnx)."""

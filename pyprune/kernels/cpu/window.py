@@ -1,0 +1,12 @@
+"""Index arithmetic shared by the sliding-window kernels (conv, pool)."""
+
+from numba import njit
+
+
+@njit(cache=True)
+def valid_range(pad, tap, stride, size, out_size):
+    """[lo, hi) of output positions o whose input index o*stride - pad + tap lies in [0, size):
+    the inner loops then run without bounds tests, which lets LLVM vectorise them."""
+    lo = max(0, (pad - tap + stride - 1) // stride)
+    hi = min(out_size, (size - 1 + pad - tap) // stride + 1)
+    return lo, max(lo, hi)

@@ -1,0 +1,174 @@
+"""Whole networks on the engine against the float64 NumPy reference: dense, gated with
+natural, all, none and one-active masks, batches with different masks, stats and the
+threshold knob."""
+
+import numpy as np
+import pytest
+
+import pyprune
+from pyprune import models
+from pyprune.graph import Model, Node
+from pyprune.ops.conv import gate_cut
+from pyprune.reference import run_reference
+
+from .helpers import assert_matches
+
+
+def images(model, n, seed=0):
+    shape = model.inputs["input"]
+    rng = np.random.default_rng(seed)
+    # Per-image brightness and contrast so that gates see different inputs.
+    return (rng.normal(size=(n, *shape)) * rng.uniform(0.2, 2.0, (n, 1, 1, 1))
+            + rng.normal(0, 1, (n, shape[0], 1, 1))).astype(np.float32)
+
+
+def set_gate_biases(model, pattern, seed=0):
+    """Force every gate into a pattern with +-50 biases and near-zero gate weights."""
+    rng = np.random.default_rng(seed)
+    for node in model.nodes:
+        if node.op == "GatedConv2d":
+            g = node.weights["gate_bias"].shape[0]
+            on = {"all": np.ones(g, bool), "none": np.zeros(g, bool),
+                  "one": np.arange(g) == rng.integers(g)}[pattern]
+            node.weights["gate_bias"] = np.where(on, 50.0, -50.0).astype(np.float32)
+            node.weights["gate_weight"] *= np.float32(1e-3)
+    return model
+
+
+def check_against_reference(model, x, threshold=None):
+    sess = pyprune.Session(model)
+    y, stats = sess.run_with_stats(x, threshold=threshold)
+    (expected,), masks = (lambda o, m: (list(o.values()), m))(*run_reference(model, {"input": x}, threshold))
+    engine_masks = {l.name: l for l in stats.layers if l.gated}
+    for name, m in masks.items():
+        assert (engine_masks[name].active == m.sum(axis=1)).all(), f"gate decisions of {name} differ"
+    assert_matches(y, expected)
+    return sess, y, stats, masks
+
+
+@pytest.mark.parametrize("build", [models.tiny_net, models.resnet_block])
+@pytest.mark.parametrize("gated", [False, True])
+def test_network_matches_reference(build, gated):
+    model = build(gated=gated)
+    check_against_reference(model, images(model, 3))
+
+
+@pytest.mark.parametrize("pattern", ["all", "none", "one"])
+def test_gated_patterns_match_reference(pattern):
+    model = set_gate_biases(models.tiny_net(), pattern)
+    _, y, stats, _ = check_against_reference(model, images(model, 2))
+    for layer in stats.layers:
+        if layer.gated:
+            group_size = model.node(layer.name).attrs.get("group_size", 1)
+            want = {"all": layer.kernels, "none": 0, "one": group_size}[pattern]
+            assert (layer.active == want).all(), layer.name
+
+
+def test_gated_squeezenet_matches_reference_batch_8_with_different_masks():
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 8)
+    models.calibrate_gates(model, x, 0.5)
+    _, y, stats, masks = check_against_reference(model, x)
+    distinct = {m.tobytes() for m in masks["fire5/expand3x3"]}
+    assert len(distinct) > 1, "the samples should take different paths"
+
+
+def test_batch_equals_each_sample_alone():
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 8, seed=3)
+    models.calibrate_gates(model, x, 0.4)
+    sess = pyprune.Session(model)
+    batched, stats = sess.run_with_stats(x)
+    for i in range(8):
+        alone, s1 = sess.run_with_stats(x[i:i + 1])
+        assert_matches(alone, batched[i:i + 1], tol=1e-6)
+        for lb, la in zip(stats.layers, s1.layers):
+            assert lb.active[i] == la.active[0] and lb.executed_macs[i] == la.executed_macs[0]
+
+
+def expected_macs(model, masks, info):
+    """Executed MACs per sample implied by the reference masks and the live-channel rules,
+    worked out here independently of the engine's kernels."""
+    n = next(iter(masks.values())).shape[0]
+    live = {t: np.ones((n, s[0]), bool) for t, s in model.inputs.items()}
+    total = np.zeros(n, np.int64)
+    for node in info.order:
+        a, x = info.attrs[node.name], node.inputs
+        out_shape = info.shapes[node.outputs[0]]
+        if node.op in ("Conv2d", "GatedConv2d"):
+            active = masks[node.name] if node.op == "GatedConv2d" else np.ones((n, out_shape[0]), bool)
+            g, cin = a["groups"], info.shapes[x[0]][0]
+            lg = live[x[0]].reshape(n, g, -1).sum(2)
+            ag = active.reshape(n, g, -1).sum(2)
+            total += (lg * ag).sum(1) * np.prod(a["kernel_size"]) * out_shape[1] * out_shape[2]
+            if node.op == "GatedConv2d":
+                h, groups = a["gate_hidden"], a["out_channels"] // a["group_size"]
+                total += h * cin + groups * (h or cin)
+            live[node.outputs[0]] = active if node.op == "GatedConv2d" else np.ones_like(active)
+        elif node.op == "Linear":
+            total += live[x[0]].sum(1) * a["out_features"]
+            live[node.outputs[0]] = np.ones((n, out_shape[0]), bool)
+        elif node.op == "Concat":
+            live[node.outputs[0]] = np.concatenate([live[t] for t in x], 1)
+        elif node.op == "Flatten":
+            live[node.outputs[0]] = np.repeat(live[x[0]], out_shape[0] // live[x[0]].shape[1], 1)
+        else:  # relu, pools, dropout in these nets: same as input
+            live[node.outputs[0]] = live[x[0]]
+    return total
+
+
+def test_stats_count_exactly_the_macs_the_masks_imply():
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 4)
+    models.calibrate_gates(model, x, 0.5)
+    _, _, stats, masks = check_against_reference(model, x)
+    assert (stats.executed_macs == expected_macs(model, masks, pyprune.analyze(model))).all()
+    dense = pyprune.Session(models.squeezenet1_1(image_size=64, num_classes=20)).run_with_stats(x)[1]
+    assert stats.dense_macs == dense.dense_macs == dense.executed_macs[0]
+    assert 0.2 < stats.executed_fraction.mean() < 0.6
+
+
+def test_threshold_zero_runs_the_dense_network():
+    gated = models.tiny_net(gated=True, seed=5)
+    plain = Model(gated.inputs, gated.outputs, [
+        Node(n.name, "Conv2d", n.inputs, n.outputs,
+             {k: v for k, v in n.attrs.items() if k not in ("group_size", "gate_pool", "gate_hidden", "threshold")},
+             {k: v for k, v in n.weights.items() if not k.startswith("gate")}) if n.op == "GatedConv2d" else n
+        for n in gated.nodes])
+    x = images(gated, 2)
+    assert_matches(pyprune.Session(gated).run(x, threshold=0.0), pyprune.Session(plain).run(x), tol=1e-6)
+    check_against_reference(gated, x, threshold=0.7)
+
+
+def test_per_node_threshold_and_compute_budget():
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 2)
+    models.calibrate_gates(model, x, 0.5)
+    sess = pyprune.Session(model)
+    fractions = [sess.run_with_stats(x, threshold=t)[1].executed_fraction.mean() for t in (0.2, 0.5, 0.8)]
+    assert fractions[0] > fractions[1] > fractions[2]
+    _, s = sess.run_with_stats(x, threshold={"fire2/squeeze": 1.0})
+    layer = next(l for l in s.layers if l.name == "fire2/squeeze")
+    assert (layer.active == 0).all()
+
+
+def test_calibration_hits_the_requested_fraction():
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 8)
+    models.calibrate_gates(model, x, 0.25)
+    _, stats = pyprune.Session(model).run_with_stats(x)
+    for layer in stats.layers:
+        if layer.gated:
+            assert abs(layer.active.mean() / layer.kernels - 0.25) < 0.05, layer.name
+
+
+def test_several_outputs_come_back_by_name():
+    model = models.tiny_net(gated=False)
+    model.outputs = ["conv1", "fc"]
+    out = pyprune.Session(model).run(images(model, 1))
+    assert set(out) == {"conv1", "fc"} and out["fc"].shape == (1, 10)
+
+
+def test_gate_cut_is_the_logit():
+    assert gate_cut(0.5) == 0.0 and gate_cut(0.0) == -np.inf and gate_cut(1.0) == np.inf
+    assert abs(1 / (1 + np.exp(-gate_cut(0.8))) - 0.8) < 1e-12
