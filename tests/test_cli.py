@@ -1,0 +1,67 @@
+"""The `pyprune` command: info, run and demo, and its error reporting."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyprune
+from pyprune import models
+from pyprune.cli import main
+
+
+@pytest.fixture
+def gated_file(tmp_path):
+    model = models.tiny_net(gated=True)
+    path = tmp_path / "tiny.h5"
+    pyprune.save(model, path)
+    return path
+
+
+def test_info_lists_layers_params_macs_and_gates(gated_file, capsys):
+    assert main(["info", str(gated_file)]) == 0
+    out = capsys.readouterr().out
+    assert "gconv2" in out and "GatedConv2d" in out and "8 groups of 2, avg pool, hidden 4" in out
+    params = sum(w.size for n in models.tiny_net().nodes for w in n.weights.values())
+    assert f"{params:,} parameters" in out and "4 gated" in out
+
+
+def test_run_prints_classes_macs_and_latency(gated_file, tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(2, 3, 16, 16))  # float64 on purpose: the CLI converts
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(gated_file), str(tmp_path / "x.npy"), "--repeat", "2", "--layers"]) == 0
+    out = capsys.readouterr().out
+    assert "sample 1: top" in out and "dense MACs" in out and "latency:" in out and "gconv4" in out
+    np.save(tmp_path / "one.npy", x[0].astype(np.float32))  # one sample, no batch axis
+    assert main(["run", str(gated_file), str(tmp_path / "one.npy"), "--threshold", "1.0", "--repeat", "1"]) == 0
+    assert "sample 0" in capsys.readouterr().out
+
+
+def test_errors_are_reported_not_raised(gated_file, tmp_path, capsys):
+    (tmp_path / "bad.h5").write_bytes(b"nope")
+    assert main(["info", str(tmp_path / "bad.h5")]) == 2
+    assert "pyprune: error: file" in capsys.readouterr().err
+    np.save(tmp_path / "wrong.npy", np.zeros((1, 3, 8, 8), np.float32))
+    assert main(["run", str(gated_file), str(tmp_path / "wrong.npy")]) == 2
+    assert "shape (N, 3, 16, 16)" in capsys.readouterr().err
+    assert main(["run", str(gated_file), str(tmp_path / "missing.npy")]) == 2
+
+
+def test_demo_runs(capsys):
+    assert main(["demo", "--images", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "image 1: top classes" in out and "fire9/expand3x3" in out and "latency, batch 1" in out
+
+
+def test_import_compiles_no_kernel():
+    code = (
+        "import sys, pyprune, numba.core.registry\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "compiled = [f'{m}.{k}' for m, mod in list(sys.modules.items()) if m.startswith('pyprune')\n"
+        "            for k, v in vars(mod).items() if isinstance(v, Dispatcher) and v.signatures]\n"
+        "kernels = [k for m, mod in list(sys.modules.items()) if m.startswith('pyprune')\n"
+        "           for k, v in vars(mod).items() if isinstance(v, Dispatcher)]\n"
+        "assert len(kernels) > 10, kernels\n"
+        "assert not compiled, compiled\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
