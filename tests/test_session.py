@@ -53,10 +53,11 @@ def test_network_matches_reference(build, gated):
     check_against_reference(model, images(model, 3))
 
 
+@pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("pattern", ["all", "none", "one"])
-def test_gated_patterns_match_reference(pattern):
+def test_gated_patterns_match_reference(pattern, batch):
     model = set_gate_biases(models.tiny_net(), pattern)
-    _, y, stats, _ = check_against_reference(model, images(model, 2))
+    _, y, stats, _ = check_against_reference(model, images(model, batch))
     for layer in stats.layers:
         if layer.gated:
             group_size = model.node(layer.name).attrs.get("group_size", 1)
