@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from pyprune import models
-from pyprune.demo import sample_images
+from pyprune.models import synthetic_images
 
 
 @pytest.fixture(scope="session")
 def images():
-    return sample_images(8, seed=0)
+    return synthetic_images(8, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -21,18 +21,26 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=3, help="classes to print per sample")
     p.add_argument("--repeat", type=int, default=10, help="timed runs after a warm-up run")
     p.add_argument("--layers", action="store_true", help="also print the per-layer table")
-    p = sub.add_parser("demo", help="the gated SqueezeNet 1.1 demo (random weights until a trained model ships)")
-    p.add_argument("--threshold", type=float, help="gate threshold (compute budget)")
-    p.add_argument("--images", type=int, default=8)
+    p = sub.add_parser("convert", help="convert a pyprune.train checkpoint (.pt) or an ONNX model (.onnx) to a model file")
+    p.add_argument("source")
+    p.add_argument("output")
+    p = sub.add_parser("demo", help="the shipped gated MNIST CNN on the shipped sample images")
+    p.add_argument("--threshold", type=float, help="gate threshold for every gate: higher skips more work")
+    p.add_argument("--weights", help="folder with mnist_gated.h5, mnist_dense.h5, mnist_samples.npz")
+    p.add_argument("--images", type=int, help="use only the first N sample images")
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
             info(args.model)
         elif args.command == "run":
             run(args)
+        elif args.command == "convert":
+            from .convert import convert
+            convert(args.source, args.output)
+            info(args.output)
         else:
             from .demo import demo
-            demo(threshold=args.threshold, n_images=args.images)
+            demo(threshold=args.threshold, weights=args.weights, n_images=args.images)
     except PyPruneError as e:
         print(f"pyprune: error: {e}", file=sys.stderr)
         return 2

@@ -145,3 +145,19 @@ def calibrate_gates(model, images, active_fraction):
 
     sess._run(images, None, stats=False, gate_hook=hook)
     return model
+
+
+def synthetic_images(n, seed=0, size=224):
+    """Synthetic RGB images for benchmarks and calibration: smooth colour gradients, blobs
+    and noise, each with its own brightness and contrast, so that gates see different inputs."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = np.empty((n, 3, size, size), np.float32)
+    for i in range(n):
+        img = rng.normal(0, 1, (3, 1, 1)) * (xx * rng.normal() + yy * rng.normal())
+        for _ in range(rng.integers(1, 6)):
+            cy, cx, r = rng.random(), rng.random(), rng.uniform(0.05, 0.3)
+            img = img + rng.normal(0, 2, (3, 1, 1)) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2)
+        img = img + rng.uniform(0.05, 1.0) * rng.normal(size=(3, size, size))
+        out[i] = img * rng.uniform(0.3, 2.0)
+    return out

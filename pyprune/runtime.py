@@ -134,7 +134,8 @@ class Session:
         live_in = xs[0].live.sum(axis=1) if xs[0].live is not None else np.full(n, c_in)
         active = y.live.sum(axis=1) if y.live is not None else np.full(n, c_out)
         return LayerStats(node.name, node.op, seconds, np.asarray(executed, np.int64), int(dense),
-                          c_in, live_in, c_out, active, node.op == "GatedConv2d")
+                          c_in, live_in, c_out, active, node.op == "GatedConv2d",
+                          y.live if node.op == "GatedConv2d" else None)
 
 
 def _check_threshold(t, what):

@@ -17,6 +17,7 @@ class LayerStats:
     kernels: int              # output channels
     active: np.ndarray        # (N,) active output kernels per sample (all for ungated layers)
     gated: bool
+    mask: np.ndarray = None   # (N, C_out) bool, the active kernels of a gated layer
 
 
 @dataclass

@@ -48,10 +48,16 @@ def test_errors_are_reported_not_raised(gated_file, tmp_path, capsys):
     assert main(["run", str(gated_file), str(tmp_path / "missing.npy")]) == 2
 
 
-def test_demo_runs(capsys):
-    assert main(["demo", "--images", "2"]) == 0
+def test_demo_runs_on_the_shipped_model(capsys):
+    assert main(["demo", "--images", "40", "--threshold", "0.6"]) == 0
     out = capsys.readouterr().out
-    assert "image 1: top classes" in out and "fire9/expand3x3" in out and "latency, batch 1" in out
+    for expected in ("accuracy: gated", "executed MACs:", "per class: 0:", "conv2", "latency per image"):
+        assert expected in out, out
+
+
+def test_demo_without_weights_says_what_is_missing(tmp_path, capsys):
+    assert main(["demo", "--weights", str(tmp_path)]) == 2
+    assert "mnist_gated.h5" in capsys.readouterr().err
 
 
 def test_import_compiles_no_kernel():
