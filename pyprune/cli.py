@@ -24,6 +24,10 @@ def main(argv=None):
     p = sub.add_parser("convert", help="convert a pyprune.train checkpoint (.pt) or an ONNX model (.onnx) to a model file")
     p.add_argument("source")
     p.add_argument("output")
+    p = sub.add_parser("export", help="write a model file as ONNX (gated convs become conv x mask)")
+    p.add_argument("model")
+    p.add_argument("output")
+    p.add_argument("--opset", type=int, default=17)
     p = sub.add_parser("demo", help="the shipped gated MNIST CNN on the shipped sample images")
     p.add_argument("--threshold", type=float, help="gate threshold for every gate: higher skips more work")
     p.add_argument("--weights", help="folder with mnist_gated.h5, mnist_dense.h5, mnist_samples.npz")
@@ -34,6 +38,10 @@ def main(argv=None):
             info(args.model)
         elif args.command == "run":
             run(args)
+        elif args.command == "export":
+            from .convert.onnx_export import export
+            export(args.model, args.output, args.opset)
+            print(f"wrote {args.output}")
         elif args.command == "convert":
             from .convert import convert
             convert(args.source, args.output)

@@ -93,9 +93,9 @@ def _check_inputs(model):
     shapes, partial = {}, {}
     for name, shape in model.inputs.items():
         shape = tuple(shape)
-        if len(shape) not in (1, 3) or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
-            raise ModelError(f"input '{name}' must have a per-sample shape (C, H, W) or (F,) of "
-                             f"positive integers, got {shape}", field="inputs")
+        if len(shape) not in (1, 2, 3) or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+            raise ModelError(f"input '{name}' must have a per-sample shape (C, H, W), (C, L) or (F,) "
+                             f"of positive integers, got {shape}", field="inputs")
         if math.prod(shape) > config.MAX_TENSOR_ELEMENTS:
             raise ModelError(f"input '{name}' declares {math.prod(shape)} elements per sample, "
                              f"over the limit of {config.MAX_TENSOR_ELEMENTS}", field="inputs")

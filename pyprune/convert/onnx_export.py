@@ -13,6 +13,13 @@ from ..ops.conv import gate_cut
 from ..passes import fold_batchnorm
 
 
+def export(src, dst, opset=17):
+    """Write the pyprune model file `src` as the ONNX file `dst`."""
+    import onnx
+    from ..io.hdf5 import load_model
+    onnx.save(to_onnx(load_model(src), opset), str(dst))
+
+
 def to_onnx(model, opset=17):
     """Return an onnx.ModelProto equivalent to `model` (batch dimension symbolic)."""
     import onnx
@@ -52,6 +59,13 @@ def to_onnx(model, opset=17):
                 "MaxPool" if node.op == "MaxPool2d" else "AveragePool", x, [y], name=name,
                 kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=list(a["padding"]),
                 ceil_mode=int(a["ceil_mode"]), **extra))
+        elif node.op in ("Scale", "AddBias"):
+            v = w["scale" if node.op == "Scale" else "bias"]
+            v = v.reshape(-1, 1, 1) if len(info.shapes[x[0]]) == 3 else v
+            nodes.append(helper.make_node("Mul" if node.op == "Scale" else "Add", [x[0], const(f"{name}/c", v)], [y], name=name))
+        elif node.op == "LRN":
+            nodes.append(helper.make_node("LRN", x, [y], name=name, size=a["size"], alpha=a["alpha"],
+                                          beta=a["beta"], bias=a["bias"]))
         elif node.op == "Linear":
             nodes.append(helper.make_node("Gemm", [x[0], const(f"{name}/weight", w["weight"]),
                                                    const(f"{name}/bias", w["bias"])], [y], name=name, transB=1))

@@ -1,5 +1,6 @@
 """The op registry: op name (as written in model files) -> Op instance."""
 
+from .channel import LRN, AddBias, Scale
 from .activation import Clip, Dropout, LeakyRelu, Relu, Relu6, Sigmoid, Softmax
 from .conv import Conv2d, GatedConv2d
 from .linear import Linear
@@ -10,5 +11,5 @@ from .tensor import Add, Concat, Flatten
 OPS = {op.name: op for op in (
     Conv2d(), GatedConv2d(), BatchNorm2d(), Relu(), Relu6(), Clip(), LeakyRelu(), Sigmoid(),
     Softmax(), Dropout(), MaxPool2d(), AvgPool2d(), GlobalAvgPool(), GlobalMaxPool(),
-    Concat(), Add(), Flatten(), Linear(),
+    Concat(), Add(), Flatten(), Linear(), Scale(), AddBias(), LRN(),
 )}

@@ -1,8 +1,8 @@
 """CPU kernel registry: op name -> kernel class. Importing this compiles nothing: Numba
 compiles (or loads from its cache) each kernel on its first call."""
 
-from .activation import (BatchNormKernel, ClipKernel, IdentityKernel, LeakyReluKernel,
-                         ReluKernel, SigmoidKernel, SoftmaxKernel)
+from .activation import (BatchNormKernel, ChannelAffineKernel, ClipKernel, IdentityKernel,
+                         LeakyReluKernel, LrnKernel, ReluKernel, SigmoidKernel, SoftmaxKernel)
 from .base import Act, CpuKernel
 from .conv import ConvKernel
 from .gated_conv import GatedConvKernel
@@ -16,7 +16,8 @@ CPU_KERNELS = {
     "Sigmoid": SigmoidKernel, "Softmax": SoftmaxKernel, "Dropout": IdentityKernel,
     "MaxPool2d": PoolKernel, "AvgPool2d": PoolKernel, "GlobalAvgPool": GlobalPoolKernel,
     "GlobalMaxPool": GlobalPoolKernel, "Concat": ConcatKernel, "Add": AddKernel,
-    "Flatten": FlattenKernel, "Linear": LinearKernel,
+    "Flatten": FlattenKernel, "Linear": LinearKernel, "Scale": ChannelAffineKernel,
+    "AddBias": ChannelAffineKernel, "LRN": LrnKernel,
 }
 
 __all__ = ["Act", "CpuKernel", "CPU_KERNELS"]

@@ -125,3 +125,44 @@ class BatchNormKernel(CpuKernel):
         n, c = x.shape[:2]
         scale_shift(x.reshape(n, c, -1), self.scale, self.shift, out.reshape(n, c, -1))
         return Act(out, None)
+
+
+@njit(cache=True)
+def lrn(x, size, alpha, beta, bias, out):
+    """ONNX LRN on x viewed as (N, C, P); the window is [c - (size-1)//2, c + ceil((size-1)/2)]."""
+    n, c, p = x.shape
+    lo, hi = (size - 1) // 2, size // 2
+    for s in range(n):
+        for k in range(p):
+            for ch in range(c):
+                acc = 0.0
+                for j in range(max(0, ch - lo), min(c, ch + hi + 1)):
+                    acc += np.float64(x[s, j, k]) * x[s, j, k]
+                out[s, ch, k] = x[s, ch, k] / (bias + alpha / size * acc) ** beta
+
+
+class ChannelAffineKernel(CpuKernel):
+    """Scale (live channels kept) and AddBias (every channel live) on (N, C, ...)."""
+
+    def __init__(self, node, a, in_shapes, out_shape):
+        super().__init__(node, a, in_shapes, out_shape)
+        c = in_shapes[0][0]
+        self.scale = np.ascontiguousarray(node.weights.get("scale", np.ones(c)), np.float32)
+        self.shift = np.ascontiguousarray(node.weights.get("bias", np.zeros(c)), np.float32)
+        self.keeps_live = node.op == "Scale"
+
+    def run(self, xs, ctx):
+        x = xs[0]
+        out = np.empty_like(x.data)
+        n, c = x.data.shape[:2]
+        scale_shift(x.data.reshape(n, c, -1), self.scale, self.shift, out.reshape(n, c, -1))
+        return Act(out, x.live if self.keeps_live else None)
+
+
+class LrnKernel(CpuKernel):
+    def run(self, xs, ctx):
+        x, a = xs[0], self.attrs
+        out = np.empty_like(x.data)
+        n, c = x.data.shape[:2]
+        lrn(x.data.reshape(n, c, -1), a["size"], a["alpha"], a["beta"], a["bias"], out.reshape(n, c, -1))
+        return Act(out, x.live)

@@ -12,6 +12,7 @@ from ...helpers import PATTERNS, assert_matches, live_act, make_kernel, mask, ru
 CASES = {
     "Relu": {}, "Relu6": {}, "Clip": {"min": -0.5, "max": 1.5}, "LeakyRelu": {"alpha": 0.2},
     "Sigmoid": {}, "Softmax": {}, "Dropout": {"ratio": 0.3}, "BatchNorm2d": {"epsilon": 1e-3},
+    "Scale": {}, "AddBias": {}, "LRN": {"size": 3, "alpha": 0.01, "beta": 0.75, "bias": 2.0},
 }
 
 
@@ -35,6 +36,8 @@ def test_elementwise_matches_reference(op, case):
         weights = {"scale": rng.normal(size=c), "bias": rng.normal(size=c),
                    "mean": rng.normal(size=c), "var": rng.uniform(0, 2, c)}
         weights = {k: v.astype(np.float32) for k, v in weights.items()}
+    elif op in ("Scale", "AddBias"):
+        weights = {{"Scale": "scale", "AddBias": "bias"}[op]: rng.normal(size=c).astype(np.float32)}
     kernel, a = make_kernel(op, CASES[op], weights, [shape])
     live = mask(rng, case["n"], c, case["live"])
     x = live_act(case["scale"] * rng.normal(size=(case["n"], *shape)), live)
@@ -51,3 +54,16 @@ def test_clip_away_from_zero_makes_every_channel_live():
     live = np.array([[True, False]])
     y = run_kernel(kernel, [live_act(np.zeros((1, 2, 2, 2)), live)])
     assert y.live is None and (y.data == 1.0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(1, 6), c=st.integers(1, 8), seed=st.integers(0, 2**31), live=st.sampled_from(PATTERNS))
+def test_lrn_window_sizes_match_reference(size, c, seed, live):
+    rng = np.random.default_rng(seed)
+    attrs = {"size": size, "alpha": float(rng.uniform(1e-4, 1)), "beta": float(rng.uniform(0.5, 1)), "bias": 1.0}
+    kernel, a = make_kernel("LRN", attrs, {}, [(c, 3, 2)])
+    m = mask(rng, 2, c, live)
+    x = live_act(3 * rng.normal(size=(2, c, 3, 2)), m)
+    y = run_kernel(kernel, [x])
+    assert_matches(y.data, OPS["LRN"].reference(a, {}, [x.data]))
+    assert not y.data[~m].any()
