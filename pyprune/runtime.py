@@ -7,8 +7,9 @@ import numpy as np
 
 from .errors import InputError
 from .graph import analyze
-from .kernels.cpu import CPU_KERNELS, Act
+from .kernels.cpu import Act
 from .passes import fold_batchnorm
+from .plan import build_plan
 from .stats import LayerStats, RunStats
 
 
@@ -38,17 +39,8 @@ class Session:
         self.input_shapes = {k: info.shapes[k] for k in model.inputs}
         self.output_names = list(model.outputs)
         self.gated_nodes = [n.name for n in info.order if n.op == "GatedConv2d"]
-        last_use = {}
-        for i, node in enumerate(info.order):
-            for t in node.inputs:
-                last_use[t] = i
-        self._steps = []
-        for i, node in enumerate(info.order):
-            kernel = CPU_KERNELS[node.op](node, info.attrs[node.name],
-                                          [info.shapes[t] for t in node.inputs], info.shapes[node.outputs[0]])
-            # Tensors whose last reader is this step are dropped after it (not graph outputs).
-            drop = [t for t in set(node.inputs) if last_use[t] == i and t not in self.output_names]
-            self._steps.append((node, kernel, drop))
+        self._steps, resolve = build_plan(model, info)
+        self._outputs = [resolve(t) for t in self.output_names]
 
     @property
     def input_names(self):
@@ -71,18 +63,27 @@ class Session:
         values = self._feeds(x)
         ctx = self._context(threshold, gate_hook)
         layers = [] if stats else None
-        for node, kernel, drop in self._steps:
-            xs = [values[t] for t in node.inputs]
-            if stats:
-                start = time.perf_counter()
-                y = kernel.run(xs, ctx)
-                layers.append(self._layer_stats(node, kernel, xs, y, time.perf_counter() - start))
+        buffers = {}  # concat tensor -> the buffer its producers write into
+        for step in self._steps:
+            xs = [values[t] for t in step.inputs]
+            start = time.perf_counter() if stats else 0.0
+            if step.into is not None:
+                concat, first = step.into
+                buf = buffers.get(concat)
+                if buf is None:
+                    n = xs[0].data.shape[0]
+                    buf = buffers[concat] = np.empty((n, *self.info.shapes[concat]), np.float32)
+                y = step.kernel.run(xs, ctx, out=buf[:, first:first + step.kernel.out_shape[0]])
+            elif step.assemble:
+                y = step.kernel.assemble(xs, buffers.pop(step.output))
             else:
-                y = kernel.run(xs, ctx)
-            values[node.outputs[0]] = y
-            for t in drop:
+                y = step.kernel.run(xs, ctx)
+            if stats:
+                layers.append(self._layer_stats(step.node, step.kernel, xs, y, time.perf_counter() - start))
+            values[step.output] = y
+            for t in step.drop:
                 del values[t]
-        outs = {t: values[t].data for t in self.output_names}
+        outs = {t: values[r].data for t, r in zip(self.output_names, self._outputs)}
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
 

@@ -69,7 +69,61 @@ def conv_direct(x, wt, b, live, active, sh, sw, pt, pl, dh, dw, groups, out):
                                     out[s, oc, oy, ox] += wv * x[s, ic, iy, ix]
 
 
+@njit(cache=True, boundscheck=False)
+def gather_weights(w3, act_idx, live_idx, out):
+    """out[i, l*kk + k] = w3[act_idx[i], live_idx[l], k]: the GEMM's left operand."""
+    kk = w3.shape[2]
+    for i in range(act_idx.shape[0]):
+        src = w3[act_idx[i]]
+        dst = out[i]
+        for li in range(live_idx.shape[0]):
+            row = src[live_idx[li]]
+            for k in range(kk):
+                dst[li * kk + k] = row[k]
+
+
+@njit(cache=True, boundscheck=False)
+def gather_channels(x, live_idx, out):
+    """out[l] = x[live_idx[l]].ravel(): a 1x1 convolution's right operand."""
+    for li in range(live_idx.shape[0]):
+        out[li] = x[live_idx[li]].ravel()
+
+
+@njit(cache=True, boundscheck=False)
+def scatter_rows(y, act_idx, bias, relu, out):
+    """out = 0, then out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked): inactive
+    channels end as exact zeros, without their bias."""
+    out[:, :] = 0.0
+    for i in range(act_idx.shape[0]):
+        c = act_idx[i]
+        b = bias[c]
+        src, dst = y[i], out[c]
+        if relu:
+            for k in range(src.shape[0]):
+                dst[k] = max(src[k] + b, 0.0)
+        else:
+            for k in range(src.shape[0]):
+                dst[k] = src[k] + b
+
+
+@njit(cache=True, boundscheck=False)
+def add_bias(out, bias, relu):
+    for c in range(out.shape[0]):
+        b = bias[c]
+        row = out[c]
+        if relu:
+            for k in range(row.shape[0]):
+                row[k] = max(row[k] + b, 0.0)
+        else:
+            for k in range(row.shape[0]):
+                row[k] += b
+
+
 class ConvKernel(CpuKernel):
+    """Weights are packed once; per call, each sample's active rows and live columns are
+    gathered into reused work buffers (a session runs one call at a time). A following
+    ReLU can be fused (`fused_relu`), and the output can be a slice of a concat buffer."""
+
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
         self.weight = np.ascontiguousarray(node.weights["weight"], np.float32)
@@ -81,20 +135,31 @@ class ConvKernel(CpuKernel):
         # (C_out, C_in, kh*kw): rows of active kernels x columns of live channels are
         # gathered from here, in the same order im2col writes its rows.
         self.w3 = self.weight.reshape(co, cg, kh * kw)
+        self.w2 = self.weight.reshape(co, -1)
         self.all_in = np.arange(in_shapes[0][0])
         self.all_out = np.arange(co)
+        self.fused_relu = False
+        hw = out_shape[1] * out_shape[2]
+        if self.groups == 1:
+            self.cols_buf = np.empty((cg * kh * kw, hw), np.float32)
+            self.w_buf = np.empty(co * cg * kh * kw, np.float32)
+            self.y_buf = np.empty(co * hw, np.float32)
 
-    def run(self, xs, ctx):
-        return Act(self.convolve(xs[0], None), None)
+    def run(self, xs, ctx, out=None):
+        return Act(self.convolve(xs[0], None, out), None)
 
-    def convolve(self, x, active):
-        """Convolve x (an Act) computing only `active` (N, C_out) channels (None: all)."""
+    def convolve(self, x, active, out=None):
+        """Convolve x (an Act) computing only `active` (N, C_out) channels (None: all),
+        into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
         n = x.data.shape[0]
-        out = np.empty((n, *self.out_shape), np.float32)
+        if out is None:
+            out = np.empty((n, *self.out_shape), np.float32)
         if self.groups != 1:
             live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
             act = active if active is not None else self.ones(n, self.out_shape[0])
             conv_direct(x.data, self.weight, self.bias, live, act, *self.geometry, self.groups, out)
+            if self.fused_relu:
+                np.maximum(out, 0.0, out=out)
             return out
         for s in range(n):
             self._gemm_sample(x.data[s], self.all_in if x.live is None else np.flatnonzero(x.live[s]),
@@ -103,33 +168,37 @@ class ConvKernel(CpuKernel):
 
     def _gemm_sample(self, x, live_idx, act_idx, out):
         co, ho, wo = self.out_shape
-        full_out, full_in = len(act_idx) == co, len(live_idx) == len(self.all_in)
-        if not full_out:
-            out[...] = 0.0
-        if len(act_idx) == 0:
-            return
-        if len(live_idx) == 0:  # every input channel is zero: the output is the bias
-            out[act_idx] = self.bias[act_idx, None, None]
+        hw = ho * wo
+        na, nl = len(act_idx), len(live_idx)
+        full_out, full_in = na == co, nl == len(self.all_in)
+        flat = out.reshape(co, hw)
+        if na == 0 or nl == 0:  # nothing active, or only zeros in: out is 0, or the bias
+            y = self.y_buf[:na * hw].reshape(na, hw)
+            y[...] = 0.0
+            scatter_rows(y, act_idx, self.bias, self.fused_relu, flat)
             return
         kk = self.w3.shape[2]
-        if self.pointwise:
-            cols = x.reshape(x.shape[0], -1) if full_in else x[live_idx].reshape(len(live_idx), -1)
+        if self.pointwise and full_in:
+            cols = x.reshape(x.shape[0], hw)
+        elif self.pointwise:
+            cols = self.cols_buf[:nl]
+            gather_channels(x, live_idx, cols)
         else:
-            cols = np.empty((len(live_idx) * kk, ho * wo), np.float32)
+            cols = self.cols_buf[:nl * kk]
             kh, kw = self.weight.shape[2:]
             im2col(x, live_idx, kh, kw, *self.geometry, ho, wo, cols)
         if full_in and full_out:
-            w = self.weight.reshape(co, -1)
-        elif full_in:
-            w = self.w3[act_idx].reshape(len(act_idx), -1)
+            w = self.w2
         else:
-            w = self.w3[np.ix_(act_idx, live_idx)].reshape(len(act_idx), -1)
+            w = self.w_buf[:na * nl * kk].reshape(na, nl * kk)
+            gather_weights(self.w3, act_idx, live_idx, w)
         if full_out:
-            flat = out.reshape(co, ho * wo)
             np.matmul(w, cols, out=flat)
-            flat += self.bias[:, None]
+            add_bias(flat, self.bias, self.fused_relu)
         else:
-            out[act_idx] = (w @ cols + self.bias[act_idx, None]).reshape(len(act_idx), ho, wo)
+            y = self.y_buf[:na * hw].reshape(na, hw)
+            np.matmul(w, cols, out=y)
+            scatter_rows(y, act_idx, self.bias, self.fused_relu, flat)
 
     def macs(self, xs, y, stats_ctx=None):
         """Executed MACs per sample (as the kernel runs them) and the dense count."""

@@ -9,7 +9,7 @@ from .base import Act
 from .conv import ConvKernel
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, fastmath={"reassoc"})
 def gate_logits(x, live, use_max, wh, bh, wg, bg):
     """Gate logits (N, G) in float64, one sample at a time so that a sample's decision
     does not depend on the rest of its batch. Dead channels pool to exactly 0."""
@@ -65,7 +65,7 @@ class GatedConvKernel(ConvKernel):
         self.hidden_bias = np.ascontiguousarray(w.get("gate_hidden_bias", np.zeros(0)), np.float32)
         self.group_size = a["group_size"]
 
-    def run(self, xs, ctx):
+    def run(self, xs, ctx, out=None):
         x = xs[0]
         n = x.data.shape[0]
         live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
@@ -75,7 +75,7 @@ class GatedConvKernel(ConvKernel):
             z = ctx.gate_hook(self.name, z, self.gate_bias)
         groups_on = z > gate_cut(ctx.threshold_for(self.name, self.attrs["threshold"]))
         active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
-        return Act(self.convolve(x, active), active)
+        return Act(self.convolve(x, active, out), active)
 
     def macs(self, xs, y):
         executed, dense = super().macs(xs, y)

@@ -9,33 +9,40 @@ from .window import valid_range
 
 @njit(cache=True, boundscheck=False)
 def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
+    """Separable: a vertical max over whole contiguous rows (vectorised), then a strided
+    horizontal max over kw taps; 3 + 3 instead of 9 strided compares for 3 x 3."""
     n, c, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]
+    tmp = np.empty(w, np.float32)
     for s in range(n):
         for ch in range(c):
             plane = out[s, ch]
             if not live[s, ch]:
                 plane[:, :] = 0.0
                 continue
-            plane[:, :] = -np.inf
             src = x[s, ch]
-            for i in range(kh):
-                ylo, yhi = valid_range(pt, i, sh, h, ho)
+            for oy in range(ho):
+                y0 = oy * sh - pt
+                ya, yb = max(y0, 0), min(y0 + kh, h)
+                tmp[:] = src[ya]
+                for iy in range(ya + 1, yb):
+                    row = src[iy]
+                    for k in range(w):
+                        tmp[k] = max(tmp[k], row[k])
+                dst = plane[oy]
+                dst[:] = -np.inf
                 for j in range(kw):
                     xlo, xhi = valid_range(pl, j, sw, w, wo)
-                    # Unsigned offsets: Numba then drops its negative-index wrap checks
-                    # and the loop vectorises (about 2x faster here).
                     count, first, step = np.uint64(xhi - xlo), np.uint64(xlo * sw - pl + j), np.uint64(sw)
-                    for oy in range(ylo, yhi):
-                        row = src[oy * sh - pt + i]
-                        dst = plane[oy, xlo:]
-                        for k in range(count):
-                            dst[k] = max(dst[k], row[first + k * step])
+                    seg = dst[xlo:]
+                    for k in range(count):
+                        seg[k] = max(seg[k], tmp[first + k * step])
 
 
 @njit(cache=True, boundscheck=False)
 def avg_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, out):
-    """count_include_pad divides by the window clipped to the padded input (PyTorch rule)."""
+    """Separable sums like max_pool; count_include_pad divides by the window clipped to the
+    padded input (PyTorch rule), otherwise by the number of input elements in it."""
     n, c, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]
     scale = np.empty((ho, wo), np.float32)
@@ -48,6 +55,7 @@ def avg_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, out):
             else:
                 count = (min(y0 + kh, h) - max(y0, 0)) * (min(x0 + kw, w) - max(x0, 0))
             scale[oy, ox] = 1.0 / count
+    tmp = np.empty(w, np.float32)
     for s in range(n):
         for ch in range(c):
             plane = out[s, ch]
@@ -55,19 +63,22 @@ def avg_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, out):
             if not live[s, ch]:
                 continue
             src = x[s, ch]
-            for i in range(kh):
-                ylo, yhi = valid_range(pt, i, sh, h, ho)
+            for oy in range(ho):
+                y0 = oy * sh - pt
+                tmp[:] = 0.0
+                for iy in range(max(y0, 0), min(y0 + kh, h)):
+                    row = src[iy]
+                    for k in range(w):
+                        tmp[k] += row[k]
+                dst = plane[oy]
                 for j in range(kw):
                     xlo, xhi = valid_range(pl, j, sw, w, wo)
                     count, first, step = np.uint64(xhi - xlo), np.uint64(xlo * sw - pl + j), np.uint64(sw)
-                    for oy in range(ylo, yhi):
-                        row = src[oy * sh - pt + i]
-                        dst = plane[oy, xlo:]
-                        for k in range(count):
-                            dst[k] += row[first + k * step]
-            for oy in range(ho):
+                    seg = dst[xlo:]
+                    for k in range(count):
+                        seg[k] += tmp[first + k * step]
                 for ox in range(wo):
-                    plane[oy, ox] *= scale[oy, ox]
+                    dst[ox] *= scale[oy, ox]
 
 
 @njit(cache=True, boundscheck=False)
