@@ -1,20 +1,21 @@
-"""Shared fixtures for the benchmark suites: the same weights for every engine."""
+"""Shared fixtures for the benchmark suites: the same weights for every engine, and the
+peers (ONNX Runtime, PyTorch), each skipped with a message when not installed."""
 
 import numpy as np
 import pytest
 
+import pyprune
 from pyprune import models
-from pyprune.models import synthetic_images
 
 
 @pytest.fixture(scope="session")
 def images():
-    return synthetic_images(8, seed=0)
+    return models.synthetic_images(8, seed=0)
 
 
 @pytest.fixture(scope="session")
 def squeezenets(images):
-    """Dense SqueezeNet 1.1 and gated copies at 75/50/25% of fire-module kernels active."""
+    """Dense SqueezeNet 1.1 and gated copies keeping 75/50/25% of fire-module kernels."""
     nets = {"dense": models.squeezenet1_1(gated=False, seed=0)}
     for p in (0.75, 0.5, 0.25):
         gated = models.squeezenet1_1(gated=True, seed=0)
@@ -23,7 +24,7 @@ def squeezenets(images):
 
 
 def onnxruntime_session(model, threads):
-    ort = pytest.importorskip("onnxruntime", reason="peer not installed: pip install onnxruntime onnx")
+    ort = pytest.importorskip("onnxruntime", reason="peer ONNX Runtime not installed: pip install onnxruntime onnx")
     from pyprune.convert.onnx_export import to_onnx
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -31,6 +32,12 @@ def onnxruntime_session(model, threads):
     return ort.InferenceSession(to_onnx(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-@pytest.fixture
-def batch1(images):
-    return np.ascontiguousarray(images[:1])
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    pyprune.set_num_threads(request.param)
+    yield request.param
+    pyprune.set_num_threads()
+
+
+def batch_of(images, n):
+    return np.ascontiguousarray(images[:n])

@@ -12,6 +12,7 @@ from .errors import InputError, ModelError, PyPruneError
 from .graph import Model, Node, analyze
 from .io.hdf5 import load_model, save
 from .runtime import Session
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -21,5 +22,6 @@ def load(path):
     return Session(load_model(path))
 
 
-__all__ = ["load", "save", "load_model", "Session", "Model", "Node", "analyze",
+__all__ = ["load", "save", "load_model", "Session", "Model", "Node", "analyze", "set_num_threads",
+           "get_num_threads",
            "PyPruneError", "ModelError", "InputError", "__version__"]

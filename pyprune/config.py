@@ -14,3 +14,9 @@ MAX_NODES = 100_000
 MAX_WINDOW = 1024
 # Largest channel count / feature count of any op attribute.
 MAX_CHANNELS = 1 << 20
+
+# A 1x1 conv with `na` active kernels and `nl` of `C` input channels live copies the live
+# channels out (nl * H*W floats) only when na * (C - nl) > this * nl, i.e. when the GEMM
+# work saved outweighs the copy; otherwise it multiplies the dead, all-zero channels too.
+# About 10 MACs cost what one copied float does here (fire squeeze layers of SqueezeNet).
+POINTWISE_GATHER_RATIO = 10

@@ -173,3 +173,23 @@ def test_several_outputs_come_back_by_name():
 def test_gate_cut_is_the_logit():
     assert gate_cut(0.5) == 0.0 and gate_cut(0.0) == -np.inf and gate_cut(1.0) == np.inf
     assert abs(1 / (1 + np.exp(-gate_cut(0.8))) - 0.8) < 1e-12
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_fused_relu_and_concat_buffers_match_reference(gated):
+    """Grouped and plain convs (gated or not), each ReLU'd, writing into one concat buffer;
+    a ReLU output that is also a graph output; a conv read twice by the concat (no buffer)."""
+    b = models.GraphBuilder("fusions", (4, 9, 9), seed=3)
+    g = {} if gated else None
+    left = b.op("Relu", b.conv("input", 6, 3, padding=1, groups=2, gate=g, name="grouped"), name="left")
+    right = b.op("Relu", b.conv("input", 4, 1, gate=g, name="pointwise"), name="right")
+    cat = b.op("Concat", left, right, name="cat")
+    twice = b.op("Concat", cat, cat, name="twice")
+    model = b.build([twice, right])
+    sess = pyprune.Session(model)
+    assert any(s.into for s in sess._steps) and any(s.assemble for s in sess._steps)
+    x = images(model, 3)
+    out = sess.run(x)
+    expected, _ = run_reference(model, {"input": x})
+    for name in ("twice", "right"):
+        assert_matches(out[name], expected[name])

@@ -8,6 +8,7 @@ channels; an inactive channel is written as exact 0.0 (its bias is not added).
 import numpy as np
 from numba import njit
 
+from ... import config
 from .base import Act, CpuKernel
 from .window import valid_range
 
@@ -70,40 +71,47 @@ def conv_direct(x, wt, b, live, active, sh, sw, pt, pl, dh, dw, groups, out):
 
 
 @njit(cache=True, boundscheck=False)
-def gather_weights(w3, act_idx, live_idx, out):
-    """out[i, l*kk + k] = w3[act_idx[i], live_idx[l], k]: the GEMM's left operand."""
-    kk = w3.shape[2]
+def gather_weights(w2, kk, act_idx, live_idx, out):
+    """out[i, l*kk + k] = w2[act_idx[i], live_idx[l]*kk + k]: the GEMM's left operand.
+    Unsigned offsets and flat rows keep the copies free of wrap checks."""
+    ukk = np.uint64(kk)
     for i in range(act_idx.shape[0]):
-        src = w3[act_idx[i]]
+        src = w2[act_idx[i]]
         dst = out[i]
         for li in range(live_idx.shape[0]):
-            row = src[live_idx[li]]
-            for k in range(kk):
-                dst[li * kk + k] = row[k]
+            s0, d0 = np.uint64(live_idx[li]) * ukk, np.uint64(li) * ukk
+            for k in range(ukk):
+                dst[d0 + k] = src[s0 + k]
 
 
 @njit(cache=True, boundscheck=False)
-def gather_channels(x, live_idx, out):
-    """out[l] = x[live_idx[l]].ravel(): a 1x1 convolution's right operand."""
+def gather_channels(x2, live_idx, out):
+    """out[l] = x2[live_idx[l]] for x2 of shape (C, H*W): a 1x1 convolution's right operand."""
+    hw = np.uint64(x2.shape[1])
     for li in range(live_idx.shape[0]):
-        out[li] = x[live_idx[li]].ravel()
+        src, dst = x2[live_idx[li]], out[li]
+        for k in range(hw):
+            dst[k] = src[k]
 
 
 @njit(cache=True, boundscheck=False)
 def scatter_rows(y, act_idx, bias, relu, out):
-    """out = 0, then out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked): inactive
-    channels end as exact zeros, without their bias."""
-    out[:, :] = 0.0
-    for i in range(act_idx.shape[0]):
-        c = act_idx[i]
-        b = bias[c]
-        src, dst = y[i], out[c]
-        if relu:
-            for k in range(src.shape[0]):
-                dst[k] = max(src[k] + b, 0.0)
+    """out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked), every other row 0: an
+    inactive channel ends as exact zeros, without its bias. act_idx is ascending."""
+    i = 0
+    for c in range(out.shape[0]):
+        dst = out[c]
+        if i < act_idx.shape[0] and act_idx[i] == c:
+            src, b = y[i], bias[c]
+            if relu:
+                for k in range(src.shape[0]):
+                    dst[k] = max(src[k] + b, 0.0)
+            else:
+                for k in range(src.shape[0]):
+                    dst[k] = src[k] + b
+            i += 1
         else:
-            for k in range(src.shape[0]):
-                dst[k] = src[k] + b
+            dst[:] = 0.0
 
 
 @njit(cache=True, boundscheck=False)
@@ -178,11 +186,17 @@ class ConvKernel(CpuKernel):
             scatter_rows(y, act_idx, self.bias, self.fused_relu, flat)
             return
         kk = self.w3.shape[2]
+        if self.pointwise and not full_in and \
+                na * (len(self.all_in) - nl) <= config.POINTWISE_GATHER_RATIO * nl:
+            # Few kernels over many channels: multiplying the dead (all-zero) channels costs
+            # less than copying the live ones out (measured, config.POINTWISE_GATHER_RATIO).
+            live_idx, nl, full_in = self.all_in, len(self.all_in), True
+            full_out = na == co
         if self.pointwise and full_in:
             cols = x.reshape(x.shape[0], hw)
         elif self.pointwise:
             cols = self.cols_buf[:nl]
-            gather_channels(x, live_idx, cols)
+            gather_channels(x.reshape(x.shape[0], hw), live_idx, cols)
         else:
             cols = self.cols_buf[:nl * kk]
             kh, kw = self.weight.shape[2:]
@@ -191,7 +205,7 @@ class ConvKernel(CpuKernel):
             w = self.w2
         else:
             w = self.w_buf[:na * nl * kk].reshape(na, nl * kk)
-            gather_weights(self.w3, act_idx, live_idx, w)
+            gather_weights(self.w2, kk, act_idx, live_idx, w)
         if full_out:
             np.matmul(w, cols, out=flat)
             add_bias(flat, self.bias, self.fused_relu)

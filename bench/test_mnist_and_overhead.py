@@ -1,0 +1,79 @@
+"""The shipped MNIST gated model (per-image latency, batch 1), the Python and dispatch
+overhead per layer (a chain of tiny layers), and start-up time: a new process to its first
+result, cold (empty Numba cache) and warm (cache filled by the cold run)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+import pyprune
+from pyprune.graph import Model, Node
+
+WEIGHTS = os.path.join(os.path.dirname(__file__), "..", "weights")
+
+
+@pytest.fixture(scope="module")
+def mnist_images():
+    with np.load(os.path.join(WEIGHTS, "mnist_samples.npz")) as f:
+        return (f["images"] / np.float32(255)).astype(np.float32)
+
+
+@pytest.mark.parametrize("model", ["mnist_gated", "mnist_dense"])
+def test_mnist_per_image(benchmark, mnist_images, model):
+    sess = pyprune.load(os.path.join(WEIGHTS, f"{model}.h5"))
+    singles = [mnist_images[i:i + 1] for i in range(64)]
+    sess.run(singles[0])
+    it = iter(range(10**9))
+    benchmark.group = "mnist, batch 1"
+    benchmark(lambda: sess.run(singles[next(it) % 64]))
+
+
+LAYERS = 100
+
+
+def tiny_chain(n=LAYERS):
+    """n element-wise layers on a (4, 2, 2) tensor: the time is all overhead."""
+    nodes, x = [], "x"
+    for i in range(n):
+        nodes.append(Node(f"relu{i}", "Relu", [x], [f"t{i}"]))
+        x = f"t{i}"
+    return Model({"x": (4, 2, 2)}, [x], nodes)
+
+
+def test_overhead_per_layer(benchmark):
+    sess = pyprune.Session(tiny_chain())
+    x = np.ones((1, 4, 2, 2), np.float32)
+    sess.run(x)
+    benchmark.extra_info["layers"] = LAYERS
+    benchmark.group = "overhead"
+    benchmark(sess.run, x)
+
+
+STARTUP = ("import time; t = time.perf_counter(); import numpy as np, pyprune; "
+           "s = pyprune.load({path!r}); s.run(np.zeros((1, 1, 28, 28), np.float32)); "
+           "print(time.perf_counter() - t)")
+
+
+def start_to_first_result(cache_dir):
+    code = STARTUP.format(path=os.path.join(WEIGHTS, "mnist_gated.h5"))
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    start = time.perf_counter()
+    inner = float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                 text=True).stdout.strip())
+    return time.perf_counter() - start, inner
+
+
+def test_start_time(benchmark):
+    """Cold: a new process with an empty Numba cache; warm: the next process. Both include
+    interpreter start-up, imports, loading the model and the first run."""
+    with tempfile.TemporaryDirectory() as cache:
+        cold, cold_inner = start_to_first_result(cache)
+        warm = benchmark.pedantic(lambda: start_to_first_result(cache)[0], rounds=3, iterations=1)
+    benchmark.extra_info.update(cold_seconds=cold, cold_in_process_seconds=cold_inner)
+    benchmark.group = "start-up (process start to first result)"
+    assert warm is not None
