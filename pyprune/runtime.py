@@ -28,7 +28,8 @@ class Session:
     """Runs a model on the CPU. `pyprune.load(path)` returns one; `Session(model)` works too.
 
     The model is validated in full, batch norms that follow convs are folded into them,
-    and every kernel's weights are packed once, here.
+    and every kernel's weights are packed once, here. A session reuses work buffers
+    between calls: run one call at a time per session (use one session per thread).
     """
 
     def __init__(self, model):

@@ -214,8 +214,10 @@ class ConvKernel(CpuKernel):
             np.matmul(w, cols, out=y)
             scatter_rows(y, act_idx, self.bias, self.fused_relu, flat)
 
-    def macs(self, xs, y, stats_ctx=None):
-        """Executed MACs per sample (as the kernel runs them) and the dense count."""
+    def macs(self, xs, y):
+        """MACs per sample that the masks leave (active kernels x live inputs per group), and
+        the dense count. A 1x1 conv that multiplies dead channels instead of gathering the
+        live ones (POINTWISE_GATHER_RATIO) runs a few more, which are not counted."""
         co, cg, kh, kw = self.weight.shape
         per_pair = kh * kw * self.out_shape[1] * self.out_shape[2]
         n = xs[0].data.shape[0]
