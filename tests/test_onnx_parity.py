@@ -2,7 +2,6 @@
 ONNX writer): plain SqueezeNet 1.1 at 224 x 224, a ResNet-style block with Add and
 BatchNorm, and gated networks (ONNX computes every kernel and multiplies by the mask)."""
 
-import numpy as np
 import pytest
 
 import pyprune

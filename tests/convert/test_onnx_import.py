@@ -10,7 +10,6 @@ ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed
 import pyprune  # noqa: E402
 from pyprune import ModelError, models  # noqa: E402
 from pyprune.convert import convert  # noqa: E402
-from pyprune.convert.onnx_export import to_onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from ..helpers import assert_matches  # noqa: E402
