@@ -26,6 +26,9 @@ class Importer:
         self.proto, self.opset = proto, opset
         self.consts, self.shapes, self.alias = {}, {}, {}
         self.nodes, self.problems, self.used_names = [], [], set()
+        # Tensors something reads (a node or the graph's outputs): optional outputs that
+        # nothing reads, like Dropout's mask, do not block an import.
+        self.read = {t for n in proto.graph.node for t in n.input} | {o.name for o in proto.graph.output}
 
     # -- helpers used by the op converters --
     def name(self, t):

@@ -74,8 +74,8 @@ def conv(imp, node, label):
 
 def pool(imp, node, label):
     a = attrs_of(node)
-    if len(node.output) > 1 and node.output[1]:
-        raise Unsupported("the Indices output is not supported")
+    if len(node.output) > 1 and node.output[1] in imp.read:
+        raise Unsupported("the Indices output is read, and is not supported")
     shape = _rank4(imp, node.input[0])
     kernel = tuple(a["kernel_shape"])
     stride, pads, dil = _window(a, shape, kernel)
@@ -112,14 +112,17 @@ def softmax(imp, node, label):
     rank = len(imp.shape(node.input[0])) + 1
     axis = attrs_of(node).get("axis", 1 if imp.opset < 13 else -1)
     axis = axis + rank if axis < 0 else axis
-    if axis != 1 or (rank != 2 and imp.opset < 13):
+    # Before opset 13, axis 1 means "over the flattened (C, H, W)": the same as over the
+    # channels when H = W = 1 (classifier heads of old model zoos).
+    flat_ok = imp.opset >= 13 or rank == 2 or all(d == 1 for d in imp.shape(node.input[0])[1:])
+    if axis != 1 or not flat_ok:
         raise Unsupported(f"softmax over axis {axis} of a rank-{rank} tensor (only over channels, axis 1)")
     imp.emit("Softmax", [node.input[0]], node.output[0], name=label)
 
 
 def alias(imp, node, label):
-    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
-        raise Unsupported("the mask output is not supported")
+    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1] in imp.read:
+        raise Unsupported("the mask output is read, and is not supported")
     if node.op_type == "Dropout" and attrs_of(node).get("is_test", 1) == 0:
         raise Unsupported("is_test = 0 (training mode)")
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
