@@ -11,11 +11,20 @@ Schema, format_version 1::
                              numbers as float64, flags as bool, lists as int64 arrays
                       datasets: the op's weights, float32, by name (e.g. weight, bias)
 
+Integrity: `save` reserves a 512-byte HDF5 user block (HDF5 itself skips it, so plain
+h5py reads the file as usual) and writes there "PYPRUNE-HDF5 sha256=<hex digest of the
+rest of the file>". `load_model` checks that digest before HDF5 sees a byte (`seal(path)` rewrites it after
+an edit with h5py): a truncated
+or corrupted file gets a clean error, where libhdf5 could crash or hang on it (seen when
+fuzzing). Files without the block (written by other tools) are read as they are.
+
 Reading validates everything before any weight is read: format and version, ops,
 attribute types and ranges, weight shapes and dtypes against the attributes and the
 incoming channel counts, edges, cycles and sizes; then it reads the weights and rejects
 NaN or Inf in them (an error, not a warning: they would silently poison every output).
 """
+
+import hashlib
 
 import h5py
 import numpy as np
@@ -29,13 +38,15 @@ from ..ops.base import NodeContext
 FORMAT = "pyprune-model"
 FORMAT_VERSION = 1
 NODE_META = ("name", "op", "inputs", "outputs")
+USER_BLOCK = 512
+CHECKSUM_MAGIC = b"PYPRUNE-HDF5 sha256="
 
 
 def save(model, path):
     """Write `model` (a Model or a Session) to `path`. The model is validated first."""
     model = getattr(model, "model", model)
     info = analyze(model)
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", userblock_size=USER_BLOCK) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = np.int64(FORMAT_VERSION)
         f.attrs["name"] = model.name
@@ -54,11 +65,42 @@ def save(model, path):
                 g.attrs[key] = _attr_value(value)
             for key, w in node.weights.items():
                 g.create_dataset(key, data=np.asarray(w, np.float32))
+    seal(path)
+
+
+def _digest(f):
+    f.seek(USER_BLOCK)
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest().encode()
+
+
+def seal(path):
+    """(Re)write the checksum block of a model file, e.g. after editing it with h5py."""
+    with open(path, "r+b") as f:
+        header = CHECKSUM_MAGIC + _digest(f) + b"\n"
+        f.seek(0)
+        f.write(header.ljust(USER_BLOCK, b"\0"))
+
+
+def _verify_checksum(path):
+    """Raise ModelError if `path` carries pyprune's checksum block and the digest differs."""
+    with open(path, "rb") as f:
+        head = f.read(USER_BLOCK)
+        if not head.startswith(CHECKSUM_MAGIC):
+            return
+        stored = head[len(CHECKSUM_MAGIC):].split(b"\n", 1)[0]
+        if len(head) < USER_BLOCK or _digest(f) != stored:
+            raise ModelError("the file is truncated or corrupted: its content does not match the "
+                             "checksum that pyprune.save wrote (after editing a model file on "
+                             "purpose, run pyprune.io.hdf5.seal(path))", file=str(path), field="checksum")
 
 
 def load_model(path):
     """Read and fully validate the model at `path`; returns a Model. Raises ModelError."""
     try:
+        _verify_checksum(path)
         with h5py.File(path, "r") as f:
             return _read(f)
     except ModelError as e:
