@@ -25,7 +25,7 @@ def squeezenets(images):
 
 def onnxruntime_session(model, threads):
     ort = pytest.importorskip("onnxruntime", reason="peer ONNX Runtime not installed: pip install onnxruntime onnx")
-    from pyprune.convert.onnx_export import to_onnx
+    from pyprune.converters.onnx_export import to_onnx
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -8,6 +8,7 @@
 Importing pyprune compiles nothing: kernels compile (or load from Numba's cache) on first use.
 """
 
+from .converters import convert
 from .errors import InputError, ModelError, PyPruneError
 from .graph import Model, Node, analyze
 from .io.hdf5 import load_model, save
@@ -22,6 +23,6 @@ def load(path):
     return Session(load_model(path))
 
 
-__all__ = ["load", "save", "load_model", "Session", "Model", "Node", "analyze", "set_num_threads",
+__all__ = ["load", "save", "load_model", "convert", "Session", "Model", "Node", "analyze", "set_num_threads",
            "get_num_threads",
            "PyPruneError", "ModelError", "InputError", "__version__"]

@@ -39,11 +39,11 @@ def main(argv=None):
         elif args.command == "run":
             run(args)
         elif args.command == "export":
-            from .convert.onnx_export import export
+            from .converters.onnx_export import export
             export(args.model, args.output, args.opset)
             print(f"wrote {args.output}")
         elif args.command == "convert":
-            from .convert import convert
+            from .converters import convert
             convert(args.source, args.output)
             info(args.output)
         else:

@@ -12,7 +12,7 @@ from .test_session import images
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a test extra: pip install -e '.[test]'")
 pytest.importorskip("onnx")
-from pyprune.convert.onnx_export import to_onnx  # noqa: E402
+from pyprune.converters.onnx_export import to_onnx  # noqa: E402
 
 
 def run_ort(model, x):

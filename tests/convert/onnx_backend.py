@@ -14,7 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 import pyprune
-from pyprune.convert.onnx_import import import_onnx
+from pyprune.converters.onnx_import import import_onnx
 
 
 def node_cases():

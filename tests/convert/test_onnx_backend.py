@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
 
-from pyprune.convert.onnx_ops import CONVERTERS  # noqa: E402
+from pyprune.converters.onnx_ops import CONVERTERS  # noqa: E402
 
 from .onnx_backend import node_cases, pytorch_converted_cases, run_case  # noqa: E402
 

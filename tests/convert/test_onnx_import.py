@@ -9,7 +9,7 @@ ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed
 
 import pyprune  # noqa: E402
 from pyprune import ModelError, models  # noqa: E402
-from pyprune.convert import convert  # noqa: E402
+from pyprune import convert  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from ..helpers import assert_matches  # noqa: E402

@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed
 
 import pyprune  # noqa: E402
 from onnx import helper  # noqa: E402
-from pyprune.convert.onnx_import import import_onnx  # noqa: E402
+from pyprune.converters.onnx_import import import_onnx  # noqa: E402
 
 from ..helpers import assert_matches  # noqa: E402
 

@@ -70,7 +70,7 @@ def test_short_training_run_trains_and_exports(tmp_path):
     assert not torch.equal(dense.blocks[0].conv.weight, gated.blocks[0].conv.weight), "fine-tuning moved the weights"
     path = tmp_path / "g.pt"
     save_checkpoint(gated, path)
-    model = pyprune.convert.convert(path, tmp_path / "g.h5")
+    model = pyprune.convert(path, tmp_path / "g.h5")
     xf = (x[:8] / 255.0).astype(np.float32)
     with torch.no_grad():
         expected = gated(torch.from_numpy(xf)).numpy()
@@ -93,7 +93,7 @@ def edit_checkpoint(tmp_path, fn):
     fn(ckpt)
     torch.save(ckpt, tmp_path / "bad.pt")
     with pytest.raises(ModelError) as err:
-        pyprune.convert.convert(tmp_path / "bad.pt", tmp_path / "bad.h5")
+        pyprune.convert(tmp_path / "bad.pt", tmp_path / "bad.h5")
     assert not (tmp_path / "bad.h5").exists()
     return str(err.value)
 
@@ -114,12 +114,12 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
 def test_foreign_files_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="cannot read it as a PyTorch checkpoint"):
-        pyprune.convert.convert(tmp_path / "junk.pt", tmp_path / "junk.h5")
+        pyprune.convert(tmp_path / "junk.pt", tmp_path / "junk.h5")
     torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "plain.pt")
     with pytest.raises(ModelError, match="not a pyprune.train checkpoint"):
-        pyprune.convert.convert(tmp_path / "plain.pt", tmp_path / "plain.h5")
+        pyprune.convert(tmp_path / "plain.pt", tmp_path / "plain.h5")
     with pytest.raises(ModelError, match="unknown source format"):
-        pyprune.convert.convert(tmp_path / "model.caffemodel", tmp_path / "x.h5")
+        pyprune.convert(tmp_path / "model.caffemodel", tmp_path / "x.h5")
 
 
 def test_eval_gate_is_the_logit_comparison():
