@@ -12,34 +12,37 @@ def _channel_view(x):
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
-class Scale(Op):
+class PerChannel(Op):
+    """An op with one weight vector of one value per channel (axis 1)."""
+    weight = ""
+
+    def out_shape(self, a, in_shapes, ctx):
+        return in_shapes[0]
+
+    def weight_shapes(self, a, in_shapes, ctx):
+        return {self.weight: (in_shapes[0][0],)}
+
+    def reference(self, a, w, xs):
+        v = np.asarray(w[self.weight], np.float64)[None, :, None]
+        return self.apply(_channel_view(xs[0]), v).reshape(np.shape(xs[0]))
+
+
+class Scale(PerChannel):
     """y[:, c] = x[:, c] * scale[c] (a zero channel stays zero)."""
-    name = "Scale"
-    live_rule = LIVE_SAME
+    name, weight, live_rule = "Scale", "scale", LIVE_SAME
 
-    def out_shape(self, a, in_shapes, ctx):
-        return in_shapes[0]
-
-    def weight_shapes(self, a, in_shapes, ctx):
-        return {"scale": (in_shapes[0][0],)}
-
-    def reference(self, a, w, xs):
-        return (_channel_view(xs[0]) * np.asarray(w["scale"], np.float64)[None, :, None]).reshape(np.shape(xs[0]))
+    @staticmethod
+    def apply(x, v):
+        return x * v
 
 
-class AddBias(Op):
+class AddBias(PerChannel):
     """y[:, c] = x[:, c] + bias[c]."""
-    name = "AddBias"
-    live_rule = LIVE_ALL
+    name, weight, live_rule = "AddBias", "bias", LIVE_ALL
 
-    def out_shape(self, a, in_shapes, ctx):
-        return in_shapes[0]
-
-    def weight_shapes(self, a, in_shapes, ctx):
-        return {"bias": (in_shapes[0][0],)}
-
-    def reference(self, a, w, xs):
-        return (_channel_view(xs[0]) + np.asarray(w["bias"], np.float64)[None, :, None]).reshape(np.shape(xs[0]))
+    @staticmethod
+    def apply(x, v):
+        return x + v
 
 
 class LRN(Op):
