@@ -20,3 +20,7 @@ MAX_CHANNELS = 1 << 20
 # work saved outweighs the copy; otherwise it multiplies the dead, all-zero channels too.
 # About 10 MACs cost what one copied float does here (fire squeeze layers of SqueezeNet).
 POINTWISE_GATHER_RATIO = 10
+
+# Time limit for reading a model file without pyprune's checksum block in a child process
+# (io/hdf5.py): longer means libhdf5 hung on a corrupted file.
+UNSEALED_PROBE_SECONDS = 60

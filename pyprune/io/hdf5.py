@@ -25,6 +25,9 @@ NaN or Inf in them (an error, not a warning: they would silently poison every ou
 """
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -89,18 +92,37 @@ def _verify_checksum(path):
     with open(path, "rb") as f:
         head = f.read(USER_BLOCK)
         if not head.startswith(CHECKSUM_MAGIC):
-            return
+            return False
         stored = head[len(CHECKSUM_MAGIC):].split(b"\n", 1)[0]
         if len(head) < USER_BLOCK or _digest(f) != stored:
             raise ModelError("the file is truncated or corrupted: its content does not match the "
                              "checksum that pyprune.save wrote (after editing a model file on "
                              "purpose, run pyprune.io.hdf5.seal(path))", file=str(path), field="checksum")
+    return True
+
+
+def _probe_in_child(path):
+    """Read an unsealed file in a child process first: libhdf5 may crash or hang on a
+    corrupted one, which must not take this process with it."""
+    code = "import sys, pyprune.io.hdf5 as h; h.load_model(sys.argv[1])"
+    env = {**os.environ, "PYPRUNE_PROBING": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True,
+                              timeout=config.UNSEALED_PROBE_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"reading it did not finish within {config.UNSEALED_PROBE_SECONDS} s (libhdf5 hung "
+                         f"on it): the file is corrupted", file=str(path)) from None
+    if done.returncode < 0:
+        raise ModelError(f"libhdf5 crashed reading it (signal {-done.returncode}): the file is corrupted",
+                         file=str(path))
+    # Otherwise it loaded, or failed with a clean error that the load here will repeat.
 
 
 def load_model(path):
     """Read and fully validate the model at `path`; returns a Model. Raises ModelError."""
     try:
-        _verify_checksum(path)
+        if not _verify_checksum(path) and not os.environ.get("PYPRUNE_PROBING") and os.path.isfile(path):
+            _probe_in_child(path)
         with h5py.File(path, "r") as f:
             return _read(f)
     except ModelError as e:

@@ -208,3 +208,14 @@ def test_save_refuses_an_invalid_model(tmp_path):
     with pytest.raises(ModelError, match="field 'bias'"):
         pyprune.save(model, tmp_path / "bad.h5")
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_a_file_that_hangs_libhdf5_gives_an_error_not_a_hang(monkeypatch):
+    """Found by fuzzing an unsealed file: libhdf5 loops forever reading its root attributes.
+    Unsealed files are read in a child process first, with a time limit."""
+    import os
+    from pyprune import config
+    monkeypatch.setattr(config, "UNSEALED_PROBE_SECONDS", 10)
+    path = os.path.join(os.path.dirname(__file__), "..", "data", "libhdf5_hangs_on_this.h5")
+    with pytest.raises(ModelError, match="did not finish within 10 s"):
+        pyprune.load(path)
