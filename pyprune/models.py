@@ -130,9 +130,10 @@ def calibrate_gates(model, images, active_fraction):
     on average over `images` (float32, N x input shape). Gates are calibrated in order in
     one pass, each seeing the inputs its calibrated predecessors produce. Changes `model`.
     """
+    from .errors import InputError
     from .runtime import Session
     if not 0.0 < active_fraction <= 1.0:
-        raise ValueError(f"active_fraction must be in (0, 1], got {active_fraction}")
+        raise InputError(f"active_fraction must be in (0, 1], got {active_fraction}")
     sess = Session(model)
     cut = {n.name: gate_cut(sess.info.attrs[n.name]["threshold"]) for n in model.nodes if n.op == "GatedConv2d"}
 

@@ -10,8 +10,7 @@ passes over memory:
 from dataclasses import dataclass
 
 from .kernels.cpu import CPU_KERNELS
-
-CONV_OPS = ("Conv2d", "GatedConv2d")
+from .passes import CONV_OPS
 
 
 @dataclass

@@ -42,6 +42,9 @@ def test_engine_and_pytorch_agree_on_all_test_images(test_set):
         decisions += differ.size
         disagree += differ.sum()
         agree_all &= ~differ.any(axis=1)
+    print(f"\ngate decisions {decisions}, disagreements {disagree}, same class "
+          f"{(e_logits.argmax(1) == t_logits.argmax(1)).mean():.4f}, largest logit difference "
+          f"{np.abs(e_logits - t_logits).max():.2g}")  # shown with pytest -s
     assert disagree / decisions <= 1e-3
     assert (e_logits.argmax(1) == t_logits.argmax(1)).all()
     np.testing.assert_allclose(e_logits[agree_all], t_logits[agree_all], rtol=0, atol=1e-4)

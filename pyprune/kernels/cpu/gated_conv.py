@@ -64,6 +64,7 @@ class GatedConvKernel(ConvKernel):
         self.hidden_weight = np.ascontiguousarray(w.get("gate_hidden_weight", np.zeros((0, c))), np.float32)
         self.hidden_bias = np.ascontiguousarray(w.get("gate_hidden_bias", np.zeros(0)), np.float32)
         self.group_size = a["group_size"]
+        self.file_cut = gate_cut(a["threshold"])  # the usual case, computed once
 
     def run(self, xs, ctx, out=None):
         x = xs[0]
@@ -73,7 +74,8 @@ class GatedConvKernel(ConvKernel):
                         self.gate_weight, self.gate_bias)
         if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
             z = ctx.gate_hook(self.name, z, self.gate_bias)
-        groups_on = z > gate_cut(ctx.threshold_for(self.name, self.attrs["threshold"]))
+        t = ctx.threshold_for(self.name, None)
+        groups_on = z > (self.file_cut if t is None else gate_cut(t))
         active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
         return Act(self.convolve(x, active, out), active)
 
