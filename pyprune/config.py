@@ -24,3 +24,16 @@ POINTWISE_GATHER_RATIO = 10
 # Time limit for reading a model file without pyprune's checksum block in a child process
 # (io/hdf5.py): longer means libhdf5 hung on a corrupted file.
 UNSEALED_PROBE_SECONDS = 60
+
+# CUDA kernels index tensors with 32-bit arithmetic; a node whose tensors would pass 2**31
+# elements at this batch size is left to the CPU. Larger batches are refused at run time.
+CUDA_MAX_BATCH = 1024
+# Threads per block of the CUDA kernels (fewer when there is less work: the simulator runs
+# every thread, idle or not).
+CUDA_THREADS = 128
+# Planes of at least this many elements are pooled by a block of threads (a tree
+# reduction), smaller ones by one thread each (global pools and the gates' pooling).
+CUDA_BLOCK_REDUCE_MIN = 256
+# Output channels one CUDA conv thread accumulates at once: each input value it loads is
+# reused this many times (registers), and a gated layer's work is rounded up to this.
+CUDA_CONV_CHANNELS = 8

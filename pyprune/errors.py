@@ -31,3 +31,7 @@ class ModelError(PyPruneError, ValueError):
 
 class InputError(PyPruneError, ValueError):
     """An input given to `Session.run` (or an argument of a call) is unusable."""
+
+
+class DeviceError(PyPruneError, RuntimeError):
+    """A device was asked for that this machine cannot provide (no GPU, no numba-cuda)."""

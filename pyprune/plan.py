@@ -1,6 +1,8 @@
-"""The execution plan of a session: one step per kernel, after two fusions that save whole
-passes over memory:
+"""The execution plan of a session, built in the order ONNX Runtime uses (DESIGN.md
+section 4): capability (which nodes the chosen device takes; the CPU takes the rest),
+fusions within a device, then explicit copies wherever a tensor crosses devices.
 
+The two fusions save whole passes over memory:
 - a ReLU that alone reads a conv's output runs inside the conv (on each output row while
   it is still in cache); inactive channels stay exactly 0;
 - a Concat whose inputs are conv outputs read by nothing else gets one buffer, and each
@@ -9,14 +11,16 @@ passes over memory:
 
 from dataclasses import dataclass
 
-from .kernels.cpu import CPU_KERNELS
+from .devices import CPU
 from .passes import CONV_OPS
 
 
 @dataclass
 class Step:
+    """Run one node's kernel on its device."""
     node: object
     kernel: object
+    device: object
     inputs: list           # tensor names read
     output: str            # tensor name written
     drop: list             # tensors no longer needed after this step
@@ -24,7 +28,39 @@ class Step:
     assemble: bool = False  # a concat whose inputs already sit in its buffer
 
 
-def build_plan(model, info):
+@dataclass
+class Copy:
+    """Copy a tensor (data and live mask) from one device to another."""
+    tensor: str
+    src: object
+    dst: object
+
+
+@dataclass
+class Plan:
+    steps: list
+    resolve: object        # tensor name -> the name it has after fusions
+    placement: dict        # node name -> device name (a fused ReLU: its conv's)
+    declined: dict         # node name -> why the chosen device left it to the CPU
+    concat_kernels: dict   # concat tensor -> the kernel that owns its buffer
+
+
+def place(info, device):
+    """(node name -> Device, node name -> reason) for every node: `device` where it accepts."""
+    placement, declined = {}, {}
+    for node in info.order:
+        reason = None
+        if device is not CPU:
+            reason = device.decline(node, info.attrs[node.name], [info.shapes[t] for t in node.inputs],
+                                    info.shapes[node.outputs[0]])
+        placement[node.name] = CPU if reason else device
+        if reason:
+            declined[node.name] = reason
+    return placement, declined
+
+
+def build_plan(model, info, device=CPU):
+    placement, declined = place(info, device)
     consumers = {t: list(names) for t, names in info.consumers.items()}
     by_name = {n.name: n for n in info.order}
     alias, fused = {}, set()
@@ -32,7 +68,7 @@ def build_plan(model, info):
         out = node.outputs[0]
         readers = consumers.get(out, [])
         if node.op in CONV_OPS and len(readers) == 1 and out not in model.outputs \
-                and by_name[readers[0]].op == "Relu":
+                and by_name[readers[0]].op == "Relu" and placement[readers[0]] is placement[node.name]:
             relu = by_name[readers[0]]
             fused.add(node.name)
             alias[relu.outputs[0]] = out
@@ -46,26 +82,48 @@ def build_plan(model, info):
         srcs = [resolve(t) for t in node.inputs]
         ok = len(set(srcs)) == len(srcs) and all(
             t in producer and producer[t].op in CONV_OPS and consumers.get(t) == [node.name]
-            and t not in model.outputs for t in srcs)
+            and t not in model.outputs and placement[producer[t].name] is placement[node.name] for t in srcs)
         if ok:
             offset = 0
             for t in srcs:
                 into[t] = (node.outputs[0], offset)
                 offset += info.shapes[t][0]
             assembled.add(node.name)
-    steps, last_use = [], {}
     live_nodes = [n for n in info.order if not (n.op == "Relu" and n.outputs[0] in alias)]
+    kernels = {}
+    for node in live_nodes:
+        inputs = [resolve(t) for t in node.inputs]
+        kernels[node.name] = placement[node.name].make_kernel(
+            node, info.attrs[node.name], [info.shapes[t] for t in inputs], info.shapes[node.outputs[0]])
+        if node.name in fused:
+            kernels[node.name].fused_relu = True
+    steps = _steps_with_copies(model, info, live_nodes, kernels, placement, resolve, into, assembled)
+    for relu in (n for n in info.order if n.op == "Relu" and n.outputs[0] in alias):
+        placement[relu.name] = placement[producer[alias[relu.outputs[0]]].name]
+    concat_kernels = {by_name[name].outputs[0]: kernels[name] for name in assembled}
+    return Plan(steps, resolve, {k: d.name for k, d in placement.items()}, declined, concat_kernels)
+
+
+def _steps_with_copies(model, info, live_nodes, kernels, placement, resolve, into, assembled):
+    """Steps in order; a Copy before the first read of a tensor on a device it is not on."""
+    last_use = {}
     for i, node in enumerate(live_nodes):
         for t in node.inputs:
             last_use[resolve(t)] = i
     outputs = {resolve(t) for t in model.outputs}
+    home = {t: CPU for t in model.inputs}      # the device that made each tensor
+    present = {t: {CPU.name} for t in model.inputs}
+    steps = []
     for i, node in enumerate(live_nodes):
+        device = placement[node.name]
         inputs = [resolve(t) for t in node.inputs]
-        kernel = CPU_KERNELS[node.op](node, info.attrs[node.name], [info.shapes[t] for t in inputs],
-                                      info.shapes[node.outputs[0]])
-        if node.name in fused:
-            kernel.fused_relu = True
+        for t in dict.fromkeys(inputs):
+            if device.name not in present[t]:
+                steps.append(Copy(t, home[t], device))
+                present[t].add(device.name)
         drop = [t for t in set(inputs) if last_use[t] == i and t not in outputs]
-        steps.append(Step(node, kernel, inputs, node.outputs[0], drop, into.get(node.outputs[0]),
+        out = node.outputs[0]
+        steps.append(Step(node, kernels[node.name], device, inputs, out, drop, into.get(out),
                           node.name in assembled))
-    return steps, resolve
+        home[out], present[out] = device, {device.name}
+    return steps

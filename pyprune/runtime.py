@@ -1,15 +1,16 @@
-"""Session: prepares a validated model for the CPU once, then runs batches through it."""
+"""Session: prepares a validated model for a device once, then runs batches through it."""
 
 import math
 import time
 
 import numpy as np
 
+from .devices import CPU, get_device
 from .errors import InputError
 from .graph import analyze
 from .kernels.cpu import Act
 from .passes import fold_batchnorm
-from .plan import build_plan
+from .plan import Copy, build_plan
 from .stats import LayerStats, RunStats
 
 
@@ -25,23 +26,31 @@ class RunContext:
 
 
 class Session:
-    """Runs a model on the CPU. `pyprune.load(path)` returns one; `Session(model)` works too.
+    """Runs a model. `pyprune.load(path, device=...)` returns one; `Session(model)` works too.
+
+    device: 'cpu' (default), 'cuda' (an NVIDIA GPU; needs the `cuda` extra, and raises
+    DeviceError when no GPU is usable), 'auto' (the GPU if usable, else the CPU with a
+    warning), or a pyprune Device. Nodes the device declines run on the CPU, with explicit
+    copies between; `placement` and `declined` say which went where and why.
 
     The model is validated in full, batch norms that follow convs are folded into them,
     and every kernel's weights are packed once, here. A session reuses work buffers
     between calls: run one call at a time per session (use one session per thread).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, device="cpu"):
         self.model = model
+        self.device = get_device(device)
         model = fold_batchnorm(model, analyze(model))
         info = analyze(model, check_values=False)
         self.info = info
         self.input_shapes = {k: info.shapes[k] for k in model.inputs}
         self.output_names = list(model.outputs)
         self.gated_nodes = [n.name for n in info.order if n.op == "GatedConv2d"]
-        self._steps, resolve = build_plan(model, info)
-        self._outputs = [resolve(t) for t in self.output_names]
+        plan = build_plan(model, info, self.device)
+        self._steps, self._concat_kernels = plan.steps, plan.concat_kernels
+        self.placement, self.declined = plan.placement, plan.declined
+        self._outputs = [plan.resolve(t) for t in self.output_names]
 
     @property
     def input_names(self):
@@ -61,32 +70,46 @@ class Session:
         return self._run(x, threshold, stats=True)
 
     def _run(self, x, threshold, stats, gate_hook=None):
-        values = self._feeds(x)
+        values = {t: {CPU: act} for t, act in self._feeds(x).items()}  # tensor -> device -> Act
         ctx = self._context(threshold, gate_hook)
         layers = [] if stats else None
         buffers = {}  # concat tensor -> the buffer its producers write into
         for step in self._steps:
-            xs = [values[t] for t in step.inputs]
-            start = time.perf_counter() if stats else 0.0
+            if isinstance(step, Copy):
+                act = values[step.tensor][step.src]
+                values[step.tensor][step.dst] = step.dst.upload(step.src.download(act))
+                continue
+            xs = [values[t][step.device] for t in step.inputs]
+            if stats:
+                step.device.synchronize()
+                start = time.perf_counter()
             if step.into is not None:
                 concat, first = step.into
                 buf = buffers.get(concat)
                 if buf is None:
-                    n = xs[0].data.shape[0]
-                    buf = buffers[concat] = np.empty((n, *self.info.shapes[concat]), np.float32)
+                    buf = buffers[concat] = self._concat_kernels[concat].output_buffer(xs[0].data.shape[0])
                 y = step.kernel.run(xs, ctx, out=buf[:, first:first + step.kernel.out_shape[0]])
             elif step.assemble:
                 y = step.kernel.assemble(xs, buffers.pop(step.output))
             else:
                 y = step.kernel.run(xs, ctx)
             if stats:
-                layers.append(self._layer_stats(step.node, step.kernel, xs, y, time.perf_counter() - start))
-            values[step.output] = y
+                step.device.synchronize()
+                layers.append(self._layer_stats(step, xs, y, time.perf_counter() - start))
+            values[step.output] = {step.device: y}
             for t in step.drop:
                 del values[t]
-        outs = {t: values[r].data for t, r in zip(self.output_names, self._outputs)}
+        outs = {t: self._on_host(values[r]) for t, r in zip(self.output_names, self._outputs)}
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
+
+    @staticmethod
+    def _on_host(copies):
+        """A tensor's data as a host array, from whichever device holds it."""
+        if CPU in copies:
+            return copies[CPU].data
+        device, act = next(iter(copies.items()))
+        return device.to_host(act.data)
 
     def _feeds(self, x):
         if not isinstance(x, dict):
@@ -110,6 +133,9 @@ class Session:
             if batch is not None and arr.shape[0] != batch:
                 raise InputError(f"input '{name}' has batch {arr.shape[0]}, the others {batch}")
             batch = arr.shape[0]
+            if self.device.max_batch is not None and batch > self.device.max_batch:
+                raise InputError(f"input '{name}' has batch {batch}; device {self.device.name} takes at "
+                                 f"most {self.device.max_batch} per call (split the batch)")
             if not np.isfinite(arr).all():
                 raise InputError(f"input '{name}' contains NaN or Inf")
             values[name] = Act(np.ascontiguousarray(arr), None)
@@ -129,7 +155,10 @@ class Session:
         return RunContext(None, float(threshold), gate_hook)
 
     @staticmethod
-    def _layer_stats(node, kernel, xs, y, seconds):
+    def _layer_stats(step, xs, y, seconds):
+        node, kernel, device = step.node, step.kernel, step.device
+        host = lambda act: Act(act.data, None if act.live is None else device.to_host(act.live))  # noqa: E731
+        xs, y = [host(x) for x in xs], host(y)
         n = xs[0].data.shape[0]
         executed, dense = kernel.macs(xs, y)
         c_in, c_out = xs[0].data.shape[1], y.data.shape[1]

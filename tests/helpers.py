@@ -3,7 +3,8 @@
 import numpy as np
 
 from pyprune.graph import Node
-from pyprune.kernels.cpu import CPU_KERNELS, Act
+from pyprune.devices import CPU
+from pyprune.kernels.cpu import Act
 from pyprune.ops import OPS
 from pyprune.ops.base import NodeContext
 from pyprune.runtime import RunContext
@@ -46,11 +47,7 @@ def mask(rng, n, c, pattern):
 
 def make_kernel(op, attrs, weights, in_shapes, name="node"):
     """A prepared CPU kernel for one node, and its parsed attributes."""
-    ctx = NodeContext(name, op)
-    a = OPS[op].parse_attrs(attrs, ctx)
-    out_shape = OPS[op].out_shape(a, in_shapes, ctx)
-    node = Node(name, op, [f"in{i}" for i in range(len(in_shapes))], [name], attrs, weights)
-    return CPU_KERNELS[op](node, a, in_shapes, out_shape), a
+    return OnDevice(CPU).kernel(op, attrs, weights, in_shapes, name)
 
 
 def live_act(x, live):
@@ -63,3 +60,35 @@ def live_act(x, live):
 
 def run_kernel(kernel, xs, threshold=None):
     return kernel.run(xs, RunContext(None, threshold))
+
+
+def same_mask(a, b):
+    """Two live masks say the same: both None (every channel), or equal arrays."""
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+class OnDevice:
+    """Builds kernels on one device and runs them with host arrays in and out, so that one
+    test body checks the CPU kernel and its GPU twin alike."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def kernel(self, op, attrs, weights, in_shapes, name="node"):
+        """A prepared kernel for one node, and its parsed attributes."""
+        ctx = NodeContext(name, op)
+        a = OPS[op].parse_attrs(attrs, ctx)
+        out_shape = OPS[op].out_shape(a, in_shapes, ctx)
+        node = Node(name, op, [f"in{i}" for i in range(len(in_shapes))], [name], attrs, weights)
+        return self.device.make_kernel(node, a, in_shapes, out_shape), a
+
+    def run(self, kernel, xs, threshold=None):
+        y = kernel.run([self.device.upload(x) for x in xs], RunContext(None, threshold))
+        return self.device.download(y)
+
+    def convolve(self, kernel, x, active):
+        dev = self.device
+        return dev.to_host(kernel.convolve(dev.upload(x), None if active is None else dev.to_device(active)))
+
+
+ON_CPU = OnDevice(CPU)

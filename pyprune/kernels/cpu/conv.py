@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from ... import config
+from ..macs import conv_macs
 from .base import Act, CpuKernel
 from .window import valid_range
 
@@ -218,11 +219,5 @@ class ConvKernel(CpuKernel):
         """MACs per sample that the masks leave (active kernels x live inputs per group), and
         the dense count. A 1x1 conv that multiplies dead channels instead of gathering the
         live ones (POINTWISE_GATHER_RATIO) runs a few more, which are not counted."""
-        co, cg, kh, kw = self.weight.shape
-        per_pair = kh * kw * self.out_shape[1] * self.out_shape[2]
-        n = xs[0].data.shape[0]
-        live = xs[0].live if xs[0].live is not None else self.ones(n, cg * self.groups)
-        active = y.live if y.live is not None else self.ones(n, co)
-        live_g = live.reshape(n, self.groups, cg).sum(axis=2)
-        active_g = active.reshape(n, self.groups, co // self.groups).sum(axis=2)
-        return (live_g * active_g).sum(axis=1) * per_pair, co * cg * per_pair
+        return conv_macs(self.weight.shape, self.groups, self.out_shape, xs[0].data.shape[0],
+                         xs[0].live, y.live)

@@ -5,6 +5,7 @@ import numpy as np
 from numba import njit
 
 from ...ops.conv import gate_cut
+from ..macs import gate_macs
 from .base import Act
 from .conv import ConvKernel
 
@@ -81,6 +82,5 @@ class GatedConvKernel(ConvKernel):
 
     def macs(self, xs, y):
         executed, dense = super().macs(xs, y)
-        c, hidden = self.in_shapes[0][0], self.hidden_weight.shape[0]
-        gate = hidden * c + self.gate_weight.shape[0] * (hidden or c)
+        gate = gate_macs(self.in_shapes[0][0], self.hidden_weight.shape[0], self.gate_weight.shape[0])
         return executed + gate, dense

@@ -3,6 +3,7 @@ GEMM per sample over that sample's live features only."""
 
 import numpy as np
 
+from ..macs import linear_macs
 from .base import Act, CpuKernel
 
 
@@ -24,6 +25,4 @@ class LinearKernel(CpuKernel):
         return Act(out, None)
 
     def macs(self, xs, y):
-        n, f = xs[0].data.shape
-        live = np.full(n, f) if xs[0].live is None else xs[0].live.sum(axis=1)
-        return live * self.weight.shape[0], f * self.weight.shape[0]
+        return linear_macs(xs[0].live, xs[0].data.shape, self.weight.shape[0])

@@ -10,6 +10,11 @@ class ConcatKernel(CpuKernel):
     def run(self, xs, ctx):
         return self.assemble(xs, np.concatenate([x.data for x in xs], axis=1))
 
+    def output_buffer(self, n):
+        """A new array for the producers to write into (a fresh one per call: the result
+        may be returned to the caller, who keeps it)."""
+        return np.empty((n, *self.out_shape), np.float32)
+
     def assemble(self, xs, data):
         """The concat of xs whose data already sit side by side in `data`: join the masks."""
         if all(x.live is None for x in xs):

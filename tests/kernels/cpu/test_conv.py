@@ -4,10 +4,10 @@ geometries and live/active patterns."""
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from pyprune.ops.conv import conv2d_reference, gate_reference
+from pyprune.ops.conv import conv2d_reference, gate_cut, gate_reference
 from pyprune.kernels.cpu.conv import conv_direct
 
-from ...helpers import PATTERNS, assert_matches, live_act, make_kernel, mask, run_kernel
+from ...helpers import ON_CPU, PATTERNS, assert_matches, live_act, make_kernel, mask
 
 
 @st.composite
@@ -42,23 +42,27 @@ def conv_weights(rng, case):
             "bias": rng.normal(size=a["out_channels"]).astype(np.float32)}
 
 
-@settings(max_examples=200, deadline=None)
-@given(conv_cases())
-def test_conv2d_matches_reference(case):
+def check_conv2d(case, on):
     rng = np.random.default_rng(case["seed"])
     a, n = case["attrs"], case["n"]
     w = conv_weights(rng, case)
-    kernel, _ = make_kernel("Conv2d", a, w, [(case["c"], case["h"], case["w"])])
+    kernel, _ = on.kernel("Conv2d", a, w, [(case["c"], case["h"], case["w"])])
     live = mask(rng, n, case["c"], case["live"])
     x = live_act(rng.normal(size=(n, case["c"], case["h"], case["w"])), live)
     active = None if case["active"] == "none_given" else mask(rng, n, a["out_channels"], case["active"])
-    y = kernel.convolve(x, active)
+    y = on.convolve(kernel, x, active)
     expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"],
                                 a["dilation"], a["groups"])
     if active is not None:
         expected = expected * active[:, :, None, None]
         assert (y[~active] == 0.0).all(), "an inactive channel must be exactly 0.0"
     assert_matches(y, expected, magnitude=magnitude(x.data, w, a))
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_cases())
+def test_conv2d_matches_reference(case):
+    check_conv2d(case, ON_CPU)
 
 
 @settings(max_examples=100, deadline=None)
@@ -107,19 +111,16 @@ def gate_weights(rng, case, n_groups):
     return w
 
 
-@settings(max_examples=200, deadline=None)
-@given(gated_cases())
-def test_gated_conv2d_is_masked_dense_conv(case):
+def check_gated_conv2d(case, on):
     rng = np.random.default_rng(case["seed"])
     a, n = case["attrs"], case["n"]
     n_groups = a["out_channels"] // a["group_size"]
     w = {**conv_weights(rng, case), **gate_weights(rng, case, n_groups)}
-    kernel, parsed = make_kernel("GatedConv2d", a, w, [(case["c"], case["h"], case["w"])])
+    kernel, parsed = on.kernel("GatedConv2d", a, w, [(case["c"], case["h"], case["w"])])
     live = mask(rng, n, case["c"], case["live"])
     x = live_act(rng.normal(size=(n, case["c"], case["h"], case["w"])), live)
-    y = run_kernel(kernel, [x])
+    y = on.run(kernel, [x])
     z, expected_mask = gate_reference(parsed, w, x.data)
-    from pyprune.ops.conv import gate_cut
     clear = np.repeat(np.abs(z - gate_cut(parsed["threshold"])) > 1e-4, a["group_size"], axis=1)
     assert (y.live == expected_mask)[clear].all(), "gate decisions differ from the reference"
     dense = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"], a["dilation"], a["groups"])
@@ -131,15 +132,25 @@ def test_gated_conv2d_is_masked_dense_conv(case):
         assert not y.live.any() and not y.data.any()
 
 
-def test_threshold_override_turns_gates_off_and_on():
+@settings(max_examples=200, deadline=None)
+@given(gated_cases())
+def test_gated_conv2d_is_masked_dense_conv(case):
+    check_gated_conv2d(case, ON_CPU)
+
+
+def check_threshold_override(on):
     rng = np.random.default_rng(1)
     a = dict(out_channels=4, kernel_size=(3, 3), padding=(1, 1, 1, 1))
     w = {"weight": rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "bias": np.ones(4, np.float32),
          "gate_weight": np.zeros((4, 2), np.float32), "gate_bias": np.array([-2, -1, 1, 2], np.float32)}
-    kernel, _ = make_kernel("GatedConv2d", a, w, [(2, 5, 5)])
+    kernel, _ = on.kernel("GatedConv2d", a, w, [(2, 5, 5)])
     x = live_act(rng.normal(size=(1, 2, 5, 5)), None)
-    assert run_kernel(kernel, [x]).live.tolist() == [[False, False, True, True]]
-    assert run_kernel(kernel, [x], threshold=0.0).live.all()
-    assert not run_kernel(kernel, [x], threshold=1.0).live.any()
+    assert on.run(kernel, [x]).live.tolist() == [[False, False, True, True]]
+    assert on.run(kernel, [x], threshold=0.0).live.all()
+    assert not on.run(kernel, [x], threshold=1.0).live.any()
     # sigmoid(-1) = 0.269: a threshold of 0.25 switches the second kernel on.
-    assert run_kernel(kernel, [x], threshold=0.25).live.tolist() == [[False, True, True, True]]
+    assert on.run(kernel, [x], threshold=0.25).live.tolist() == [[False, True, True, True]]
+
+
+def test_threshold_override_turns_gates_off_and_on():
+    check_threshold_override(ON_CPU)
