@@ -10,7 +10,7 @@ from .errors import PyPruneError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="pyprune", description="Run self-pruning (gated) CNNs on the CPU.")
+    parser = argparse.ArgumentParser(prog="pyprune", description="Run self-pruning (gated) CNNs on the CPU or an NVIDIA GPU.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="layers, shapes, parameters, dense MACs and gates of a model file")
     p.add_argument("model")
@@ -21,6 +21,7 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=3, help="classes to print per sample")
     p.add_argument("--repeat", type=int, default=10, help="timed runs after a warm-up run")
     p.add_argument("--layers", action="store_true", help="also print the per-layer table")
+    add_device_option(p)
     p = sub.add_parser("convert", help="convert a pyprune.train checkpoint (.pt) or an ONNX model (.onnx) to a model file")
     p.add_argument("source")
     p.add_argument("output")
@@ -32,6 +33,7 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, help="gate threshold for every gate: higher skips more work")
     p.add_argument("--weights", help="folder with mnist_gated.h5, mnist_dense.h5, mnist_samples.npz")
     p.add_argument("--images", type=int, help="use only the first N sample images")
+    add_device_option(p)
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
@@ -48,11 +50,17 @@ def main(argv=None):
             info(args.output)
         else:
             from .demo import demo
-            demo(threshold=args.threshold, weights=args.weights, n_images=args.images)
+            demo(threshold=args.threshold, weights=args.weights, n_images=args.images, device=args.device)
     except PyPruneError as e:
         print(f"pyprune: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_device_option(p):
+    from .devices import DEVICE_NAMES
+    p.add_argument("--device", default="cpu", choices=DEVICE_NAMES,
+                   help="where to run: cpu (default), cuda (needs pyprune[cuda] and a GPU), auto")
 
 
 def info(path):
@@ -83,7 +91,9 @@ def info(path):
 def run(args):
     from . import load
     from .errors import InputError
-    sess = load(args.model)
+    sess = load(args.model, device=args.device)
+    for node, why in sess.declined.items():
+        print(f"on the CPU: {node} ({why})")
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -110,7 +120,8 @@ def run(args):
               f"{stats.dense_macs / 1e6:.2f} M dense MACs ({100 * frac[i]:.1f}%)")
     if args.layers:
         print(stats.table())
-    print(f"latency: {1e3 * np.median(times):.2f} ms per batch of {len(x)} (median of {len(times)} runs)")
+    print(f"latency: {1e3 * np.median(times):.2f} ms per batch of {len(x)} on {sess.device.name} "
+          f"(median of {len(times)} runs)")
 
 
 if __name__ == "__main__":

@@ -26,14 +26,14 @@ def median_ms(fn, inputs):
     return 1e3 * float(np.median(times))
 
 
-def demo(threshold=None, weights=None, n_images=None):
+def demo(threshold=None, weights=None, n_images=None, device="cpu"):
     weights = weights or default_weights_dir()
     paths = {k: os.path.join(weights, f) for k, f in
              (("gated", "mnist_gated.h5"), ("dense", "mnist_dense.h5"), ("samples", "mnist_samples.npz"))}
     missing = [p for p in paths.values() if not os.path.exists(p)]
     if missing:
         raise InputError(f"the demo needs the shipped files {missing}; pass --weights DIR")
-    gated, dense = load(paths["gated"]), load(paths["dense"])
+    gated, dense = load(paths["gated"], device=device), load(paths["dense"], device=device)
     with np.load(paths["samples"]) as f:
         images, labels = f["images"][:n_images], f["labels"][:n_images]
     x = (images / np.float32(255.0)).astype(np.float32)
@@ -56,5 +56,5 @@ def demo(threshold=None, weights=None, n_images=None):
     singles = [x[i:i + 1] for i in range(min(len(x), 200))]
     d_ms = median_ms(dense.run, singles)
     g_ms = median_ms(lambda b: gated.run(b, threshold=threshold), singles)
-    print(f"\nlatency per image (batch 1, median of {len(singles)}): dense {d_ms:.3f} ms, "
+    print(f"\nlatency per image on {gated.device.name} (batch 1, median of {len(singles)}): dense {d_ms:.3f} ms, "
           f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms (loading kernels)")

@@ -71,3 +71,20 @@ def test_import_compiles_no_kernel():
         "assert len(kernels) > 10, kernels\n"
         "assert not compiled, compiled\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_run_on_cuda_without_a_gpu_is_a_clear_error(gated_file, tmp_path, capsys, monkeypatch):
+    from pyprune.devices import cuda
+    monkeypatch.setattr(cuda, "cuda_usable", lambda: (False, "no GPU here (test)"))
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 16, 16), np.float32))
+    assert main(["run", str(gated_file), str(tmp_path / "x.npy"), "--device", "cuda"]) == 2
+    assert "pyprune: error: no GPU here" in capsys.readouterr().err
+
+
+def test_run_on_cuda_in_the_simulator_prints_the_device(gated_file, tmp_path, capsys):
+    from .cuda_device import cuda_device
+    cuda_device()
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(1, 3, 16, 16)).astype(np.float32))
+    assert main(["run", str(gated_file), str(tmp_path / "x.npy"), "--device", "cuda", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "sample 0: top" in out and "on cuda" in out

@@ -13,7 +13,7 @@ from .base import F1, F3, Act, CudaKernel, channels_view, flat
 RELU, CLIP, LEAKY, SIGMOID = 0, 1, 2, 3
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def unary(x, kind, a, b, out):
     i = cuda.grid(1)
     if i < x.shape[0]:
@@ -30,7 +30,7 @@ def unary(x, kind, a, b, out):
         out[i] = v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def scale_shift(x, scale, shift, out):
     """out[s, c, k] = x[s, c, k] * scale[c] + shift[c] on (N, C, P) views."""
     i = cuda.grid(1)
@@ -41,7 +41,7 @@ def scale_shift(x, scale, shift, out):
         out[s, ch, k] = x[s, ch, k] * scale[ch] + shift[ch]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def softmax(x, out):
     """Softmax over channels, one thread per (sample, position) of (N, C, P) views."""
     i = cuda.grid(1)
@@ -58,7 +58,7 @@ def softmax(x, out):
             out[s, ch, k] = math.exp(np.float64(x[s, ch, k]) - m) / total
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def lrn(x, size, alpha, beta, bias, out):
     """ONNX LRN on (N, C, P) views; the window is [c - (size-1)//2, c + size//2]."""
     i = cuda.grid(1)

@@ -21,7 +21,7 @@ from .base import B2, F1, F4, I1, I2, Act, CudaKernel, blocks_for, threads_for
 K = config.CUDA_CONV_CHANNELS
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def conv_tile(x, w, b, live, order, n_act, sh, sw, pt, pl, dh, dw, relu, out):
     """Grid (pixel blocks, ceil(C_out / K), N); see the module docstring."""
     s = cuda.blockIdx.z
@@ -69,7 +69,7 @@ def conv_tile(x, w, b, live, order, n_act, sh, sw, pt, pl, dh, dw, relu, out):
             out[s, order[s, first + k], oy, ox] = 0.0
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, out):
     """One thread per output element, for any groups."""
     i = cuda.grid(1)
@@ -103,7 +103,7 @@ def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, ou
         acc = max(acc, np.float32(0.0))
     out[s, oc, oy, ox] = acc
 
-@cuda.jit
+@cuda.jit(cache=True)
 def compact(mask, order, n_act):
     """One thread per sample: order[s] lists its active channels, then its inactive ones."""
     s = cuda.grid(1)

@@ -14,7 +14,7 @@ from .conv import ConvKernel
 from .pool import launch_global_pool
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gate_hidden(feats, weight, bias, out):
     """out[s, j] = relu(bias[j] + sum_c weight[j, c] * feats[s, c]), one thread per (s, j)."""
     i = cuda.grid(1)
@@ -27,7 +27,7 @@ def gate_hidden(feats, weight, bias, out):
         out[s, j] = max(acc, 0.0)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gate_decide(feats, weight, bias, cut, group_size, logits, mask):
     """One thread per (sample, group): the logit, and the group's channels in the mask."""
     i = cuda.grid(1)

@@ -8,7 +8,7 @@ from ..macs import linear_macs
 from .base import B2, F1, F2, Act, CudaKernel, blocks_for, threads_for
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def linear(x, live, weight_t, bias, out):
     """Grid (output blocks, N): out[s, o] = bias[o] + sum over live f of x[s, f] * weight_t[f, o]."""
     o = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x

@@ -14,7 +14,7 @@ from .base import B2, D2, F2, F4, Act, CudaKernel, blocks_for, threads_for
 REDUCE_THREADS = config.CUDA_THREADS  # the shared array's size; blocks use a power of two <= it
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def window_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, mode, out):
     """mode 0: max; 1: average over the input elements in the window; 2: average counting
     the declared padding too (PyTorch's count_include_pad; not the ceil_mode overhang)."""
@@ -50,7 +50,7 @@ def window_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, mode, out):
     out[s, ch, oy, ox] = acc * np.float32(1.0 / count)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def global_pool(x, live, use_max, out):
     """Grid (C, N), one block per plane: out[s, ch] = max or mean of x[s, ch] (float64
     arithmetic, a shared-memory tree reduction), 0 for dead channels. `out` is float32 for
@@ -80,7 +80,7 @@ def global_pool(x, live, use_max, out):
         out[s, ch] = shared[0] if use_max else shared[0] / (h * w)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def global_pool_small(x, live, use_max, out):
     """global_pool with one thread per plane, for small planes: no barriers, and few threads
     (barriers are slow in the simulator too)."""

@@ -6,7 +6,7 @@ from numba import cuda
 from .base import B2, F1, F3, Act, CudaKernel, channels_view, flat
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def copy_channels(src, dst, first):
     """dst[s, first + c, k] = src[s, c, k] on (N, C, P) views."""
     i = cuda.grid(1)
@@ -16,7 +16,7 @@ def copy_channels(src, dst, first):
         dst[s, first + r // p, r % p] = src[s, r // p, r % p]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def put_mask(src, dst, first):
     """dst[s, first + c] = src[s, c]."""
     i = cuda.grid(1)
@@ -25,7 +25,7 @@ def put_mask(src, dst, first):
         dst[i // c, first + i % c] = src[i // c, i % c]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def fill_mask(dst, first, count):
     """dst[s, first : first + count] = True (an input with every channel live)."""
     i = cuda.grid(1)
@@ -33,14 +33,14 @@ def fill_mask(dst, first, count):
         dst[i // count, first + i % count] = True
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def add(a, b, out):
     i = cuda.grid(1)
     if i < out.shape[0]:
         out[i] = a[i] + b[i]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def or_mask(a, b, out):
     i = cuda.grid(1)
     n, c = out.shape
@@ -48,7 +48,7 @@ def or_mask(a, b, out):
         out[i // c, i % c] = a[i // c, i % c] or b[i // c, i % c]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def expand_mask(src, per, dst):
     """dst[s, f] = src[s, f // per]: a channel mask as a mask of flattened features."""
     i = cuda.grid(1)
