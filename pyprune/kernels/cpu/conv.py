@@ -86,6 +86,15 @@ def gather_weights(w2, kk, act_idx, live_idx, out):
 
 
 @njit(cache=True, boundscheck=False)
+def gather_rows(w2_t, kk, live_idx, out):
+    """out[l*kk + k] = w2_t[live_idx[l]*kk + k]: the live channels' rows of the transposed
+    weights (C_in * kk, C_out), whole contiguous rows."""
+    for li in range(live_idx.shape[0]):
+        for k in range(kk):
+            out[li * kk + k] = w2_t[live_idx[li] * kk + k]
+
+
+@njit(cache=True, boundscheck=False)
 def gather_channels(x2, live_idx, out):
     """out[l] = x2[live_idx[l]] for x2 of shape (C, H*W): a 1x1 convolution's right operand."""
     hw = np.uint64(x2.shape[1])
@@ -145,6 +154,7 @@ class ConvKernel(CpuKernel):
         # gathered from here, in the same order im2col writes its rows.
         self.w3 = self.weight.reshape(co, cg, kh * kw)
         self.w2 = self.weight.reshape(co, -1)
+        self.w2_t = None  # (C_in * kh * kw, C_out), made on first need (gather_rows)
         self.all_in = np.arange(in_shapes[0][0])
         self.all_out = np.arange(co)
         self.fused_relu = False
@@ -204,6 +214,15 @@ class ConvKernel(CpuKernel):
             im2col(x, live_idx, kh, kw, *self.geometry, ho, wo, cols)
         if full_in and full_out:
             w = self.w2
+        elif full_out:
+            # Every kernel, some input channels: copy whole rows of the transposed weights
+            # (contiguous, 3x faster than picking elements out of each kernel's row) and let
+            # BLAS read them transposed.
+            if self.w2_t is None:
+                self.w2_t = np.ascontiguousarray(self.w2.T)
+            wt = self.w_buf[:nl * kk * na].reshape(nl * kk, na)
+            gather_rows(self.w2_t, kk, live_idx, wt)
+            w = wt.T
         else:
             w = self.w_buf[:na * nl * kk].reshape(na, nl * kk)
             gather_weights(self.w2, kk, act_idx, live_idx, w)
