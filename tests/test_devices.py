@@ -150,3 +150,33 @@ def test_gated_squeezenet_on_cuda_matches_the_cpu(gpu):
     assert any(s.into for s in sess._steps if not isinstance(s, Copy)), "concat buffers expected"
     assert_matches(y1, y0, tol=1e-5)
     assert_same_work(s0, s1)
+
+
+def two_output_net():
+    """A gated conv whose output is both a model output and read further (by a declined
+    op on the fake device), an identity (Dropout) output, and a second gated branch."""
+    b = models.GraphBuilder("two_outputs", (3, 6, 6), seed=3)
+    a = b.op("Relu", b.conv("input", 8, 3, padding=1, gate={}, name="gated_a"))
+    mid = b.conv(a, 8, 1, gate={"group_size": 2}, name="gated_b")
+    pooled = b.op("MaxPool2d", mid, kernel_size=(2, 2), stride=(2, 2))
+    return b.build([mid, b.op("Dropout", pooled, name="out")])
+
+
+@pytest.mark.parametrize("declines", [(), ("MaxPool2d",), ("Dropout", "Relu")])
+def test_several_outputs_come_back_from_the_fake_device(declines):
+    model = two_output_net()
+    x = images(model, 3, seed=5)
+    expected = pyprune.Session(model).run(x)
+    got = pyprune.Session(model, device=FakeDevice(declines)).run(x)
+    assert set(got) == set(expected) == {"gated_b", "out"}
+    for k in expected:
+        assert np.array_equal(got[k], expected[k]) and isinstance(got[k], np.ndarray)
+
+
+def test_several_outputs_come_back_from_cuda(gpu):
+    model = two_output_net()
+    x = images(model, 2, seed=5)
+    expected = pyprune.Session(model).run(x)
+    got = pyprune.Session(model, device=gpu).run(x)
+    for k in expected:
+        assert_matches(got[k], expected[k], tol=1e-5)
