@@ -155,7 +155,8 @@ def time_squeezenet(gpu, torch, batches, rounds, smoke):
         cpu, dev = Session(model), Session(model, device=gpu)
         for batch in batches:
             x = np.ascontiguousarray(images[:batch])
-            diff = np.abs(dev.run(x) - cpu.run(x)).max() / np.abs(cpu.run(x)).max()
+            want = cpu.run(x)
+            diff = np.abs(dev.run(x) - want).max() / np.abs(want).max()
             t = median_time(lambda: dev.run(x), gpu.synchronize, rounds)
             peer = time_cudnn_squeezenet(torch, x, rounds) if net == "dense" and not smoke else None
             rows.append((batch, net, t * 1e3, batch / t, diff, peer))

@@ -1,6 +1,6 @@
 """What a CUDA kernel is: prepared once per node (weights copied to the GPU), run per batch
-on its device's stream. Outputs go to buffers the kernel keeps per batch size, reused across
-calls (a session runs one call at a time), so a run allocates nothing after the first.
+on its device's stream. Outputs go to buffers the kernel keeps, reused across calls of the
+same batch size (a session runs one call at a time), so such a run allocates nothing.
 
 Each module also lists its @cuda.jit functions with a signature in PTX_SIGNATURES, so that
 `python -m pyprune.kernels.cuda.ptx` can compile every kernel with no GPU present.
@@ -53,10 +53,12 @@ class CudaKernel:
         return np.zeros(xs[0].data.shape[0], np.int64), 0
 
     def buffer(self, key, shape, dtype=np.float32):
-        """A device array reused across calls, one per (key, shape)."""
-        buf = self._buffers.get((key, shape))
-        if buf is None:
-            buf = self._buffers[(key, shape)] = self.device.empty(shape, dtype)
+        """A device array reused across calls while the shape stays the same. One per key:
+        a new batch size replaces the old buffer, so GPU memory stays bounded by the
+        largest batch rather than growing with every batch size ever seen."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
+            buf = self._buffers[key] = self.device.empty(shape, dtype)
         return buf
 
     def upload(self, array, dtype=np.float32):

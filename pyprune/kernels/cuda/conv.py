@@ -170,12 +170,11 @@ class ConvKernel(CudaKernel):
 
     def _every_channel(self, n):
         """The order and active count of a dense conv (every channel active), made once per n."""
-        key = ("every", n)
-        cached = self._buffers.get(key)
-        if cached is None:
+        cached = self._buffers.get("every")
+        if cached is None or cached[1].shape[0] != n:
             co = self.out_shape[0]
-            cached = self._buffers[key] = (self.upload(np.tile(np.arange(co), (n, 1)), np.int32),
-                                           self.upload(np.full(n, co), np.int32))
+            cached = self._buffers["every"] = (self.upload(np.tile(np.arange(co), (n, 1)), np.int32),
+                                               self.upload(np.full(n, co), np.int32))
         return cached
 
     def macs(self, xs, y):

@@ -76,10 +76,10 @@ class GatedConvKernel(ConvKernel):
             feats = hidden
         t = ctx.threshold_for(self.name, None)
         cut = self.file_cut if t is None else gate_cut(t)
-        self.logits = self.buffer("logits", (n, self.n_groups), np.float64)
+        logits = self.buffer("logits", (n, self.n_groups), np.float64)
         mask = self.buffer("mask", (n, co), np.bool_)
-        self.launch_flat(gate_decide, self.logits.size, feats, self.gate_weight, self.gate_bias, cut,
-                         self.group_size, self.logits, mask)
+        self.launch_flat(gate_decide, logits.size, feats, self.gate_weight, self.gate_bias, cut,
+                         self.group_size, logits, mask)
         return Act(self.convolve(x, mask, out), mask)
 
     def macs(self, xs, y):
