@@ -181,3 +181,15 @@ def test_several_outputs_come_back_from_cuda(gpu):
     got = pyprune.Session(model, device=gpu).run(x)
     for k in expected:
         assert_matches(got[k], expected[k], tol=1e-5)
+
+
+def test_cuda_declines_tensors_too_large_for_32_bit_indexing(gpu):
+    """2**21 elements per sample pass 2**31 at the largest batch: the CPU takes that node
+    (the session is only built, not run: the simulator would take hours)."""
+    b = models.GraphBuilder("wide", (8, 512, 512))
+    y = b.op("Relu", b.op("MaxPool2d", "input", kernel_size=(2, 2), stride=(2, 2)))
+    sess = pyprune.Session(b.build([y]), device=gpu)
+    assert sess.placement == {"maxpool2d0": "cpu", "relu1": "cuda"}
+    assert "32-bit indexing" in sess.declined["maxpool2d0"]
+    assert [(s.tensor, s.src.name, s.dst.name) for s in sess._steps if isinstance(s, Copy)] == \
+        [("maxpool2d0", "cpu", "cuda")]
