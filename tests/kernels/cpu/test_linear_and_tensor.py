@@ -79,7 +79,6 @@ def check_flatten(c, h, w, n, live, seed, on):
     assert y.live.shape == (n, c * h * w) and not y.data[~y.live].any()
 
 
-
 @settings(max_examples=200, deadline=None)
 @given(c=st.integers(1, 6), h=st.integers(1, 5), w=st.integers(1, 5), **common)
 def test_flatten_matches_reference_and_expands_live(c, h, w, n, live, seed):
