@@ -47,6 +47,9 @@ def test_fake_device_runs_everything_with_one_copy_each_way():
     copies = [s for s in sess._steps if isinstance(s, Copy)]
     assert [(c.tensor, c.src.name, c.dst.name) for c in copies] == [("input", "cpu", "fake")]
     assert len(sess.placement) == len(model.nodes)
+    device.uploads = device.downloads = 0
+    sess.run(x)
+    assert (device.uploads, device.downloads) == (1, 1), "only the input goes in and the output out"
 
 
 @pytest.mark.parametrize("declines", [("Concat",), ("Relu",), ("MaxPool2d", "Linear"),

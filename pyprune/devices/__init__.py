@@ -1,6 +1,7 @@
 """Devices a session can run on: 'cpu' (always), 'cuda' (an NVIDIA GPU through numba-cuda,
-the `cuda` extra) and 'fake' (a simulated device for tests). `get_device` turns a name
-into a Device; 'auto' picks the GPU when one is usable and the CPU otherwise."""
+the `cuda` extra), or any Device instance, such as fake.FakeDevice (simulated, for tests).
+`get_device` turns a name into a Device; 'auto' picks the GPU when one is usable and the
+CPU otherwise."""
 
 import warnings
 

@@ -9,7 +9,7 @@ import numpy as np
 from numba import cuda
 
 from ... import config
-from .base import B2, D2, F2, F4, Act, CudaKernel, blocks_for, threads_for
+from .base import B2, D2, F2, F4, Act, CudaKernel, threads_for
 
 REDUCE_THREADS = config.CUDA_THREADS  # the shared array's size; blocks use a power of two <= it
 
@@ -144,4 +144,4 @@ class GlobalPoolKernel(CudaKernel):
         return Act(out, x.live)
 
 
-__all__ = ["PoolKernel", "GlobalPoolKernel", "launch_global_pool", "blocks_for"]
+__all__ = ["PoolKernel", "GlobalPoolKernel", "launch_global_pool"]
