@@ -120,7 +120,7 @@ def time_convs(gpu, torch, batch, rounds, smoke):
         kernel = gpu.make_kernel(node, a, [(cin, side, side)], (cout, side, side))
         x = gpu.upload(Act(rng.normal(size=(batch, cin, side, side)).astype(np.float32), None))
         dense = median_time(lambda: kernel.convolve(x, None), gpu.synchronize, rounds)
-        peer = time_cudnn_conv(torch, weights, pad[0], x, batch, rounds)
+        peer = time_cudnn_conv(torch, weights, pad[0], x, rounds)
         rows.append((name, 100, dense * 1e3, 1.0, peer))
         for p in (0.5, 0.25):
             active = np.zeros((batch, cout), bool)
@@ -132,7 +132,7 @@ def time_convs(gpu, torch, batch, rounds, smoke):
     return rows
 
 
-def time_cudnn_conv(torch, weights, pad, x, batch, rounds):
+def time_cudnn_conv(torch, weights, pad, x, rounds):
     if torch is None:
         return None
     conv = torch.nn.functional.conv2d
