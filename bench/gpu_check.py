@@ -21,11 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyprune import Session, models  # noqa: E402
 from pyprune.devices import CPU, get_device  # noqa: E402
-from pyprune.graph import Node  # noqa: E402
-from pyprune.kernels.cpu import Act  # noqa: E402
-from pyprune.ops import OPS  # noqa: E402
-from pyprune.ops.base import NodeContext  # noqa: E402
-from pyprune.runtime import RunContext  # noqa: E402
+from tests.helpers import OnDevice, live_act, same_mask  # noqa: E402  (numpy and pyprune only)
 
 TOLERANCE = 1e-4
 
@@ -63,26 +59,15 @@ def kernel_cases(rng, size):
 def check_kernels(gpu, batch, size):
     """Each case on both devices; returns rows (op, shape, relative error, masks equal)."""
     rng = np.random.default_rng(0)
+    on_cpu, on_gpu = OnDevice(CPU), OnDevice(gpu)
     rows = []
     for op, attrs, weights, in_shapes, pattern in kernel_cases(rng, size):
-        ctx = NodeContext(op, op)
-        a = OPS[op].parse_attrs(attrs, ctx)
-        out_shape = OPS[op].out_shape(a, in_shapes, ctx)
-        node = Node(op, op, [f"in{i}" for i in range(len(in_shapes))], [op], attrs, weights)
-        xs = []
-        for shape in in_shapes:
-            live = None if pattern == "all" else rng.random((batch, shape[0])) < 0.6
-            x = rng.normal(size=(batch, *shape)).astype(np.float32)
-            if live is not None:
-                x *= live.reshape(batch, shape[0], *([1] * (len(shape) - 1)))
-            xs.append(Act(x, live))
-        y0 = CPU.make_kernel(node, a, in_shapes, out_shape).run(xs, RunContext())
-        kernel = gpu.make_kernel(node, a, in_shapes, out_shape)
-        y1 = gpu.download(kernel.run([gpu.upload(x) for x in xs], RunContext()))
+        xs = [live_act(rng.normal(size=(batch, *shape)),
+                       None if pattern == "all" else rng.random((batch, shape[0])) < 0.6) for shape in in_shapes]
+        y0 = on_cpu.run(on_cpu.kernel(op, attrs, weights, in_shapes)[0], xs)
+        y1 = on_gpu.run(on_gpu.kernel(op, attrs, weights, in_shapes)[0], xs)
         err = np.abs(y1.data - y0.data).max() / max(np.abs(y0.data).max(), 1e-30)
-        masks = (y0.live is None and y1.live is None) or (
-            y0.live is not None and y1.live is not None and np.array_equal(y0.live, y1.live))
-        rows.append((op, f"{batch}x{'x'.join(map(str, in_shapes[0]))}", err, masks))
+        rows.append((op, f"{batch}x{'x'.join(map(str, in_shapes[0]))}", err, same_mask(y0.live, y1.live)))
     return rows
 
 
@@ -115,10 +100,8 @@ def time_convs(gpu, torch, batch, rounds, smoke):
         attrs = dict(out_channels=cout, kernel_size=(k, k), padding=pad)
         weights = {"weight": rng.normal(size=(cout, cin, k, k)).astype(np.float32),
                    "bias": rng.normal(size=cout).astype(np.float32)}
-        a = OPS["Conv2d"].parse_attrs(attrs, NodeContext(name, "Conv2d"))
-        node = Node(name, "Conv2d", ["x"], [name], attrs, weights)
-        kernel = gpu.make_kernel(node, a, [(cin, side, side)], (cout, side, side))
-        x = gpu.upload(Act(rng.normal(size=(batch, cin, side, side)).astype(np.float32), None))
+        kernel, _ = OnDevice(gpu).kernel("Conv2d", attrs, weights, [(cin, side, side)], name)
+        x = gpu.upload(live_act(rng.normal(size=(batch, cin, side, side)), None))
         dense = median_time(lambda: kernel.convolve(x, None), gpu.synchronize, rounds)
         peer = time_cudnn_conv(torch, weights, pad[0], x, rounds)
         rows.append((name, 100, dense * 1e3, 1.0, peer))

@@ -97,14 +97,14 @@ def build_plan(model, info, device=CPU):
             node, info.attrs[node.name], [info.shapes[t] for t in inputs], info.shapes[node.outputs[0]])
         if node.name in fused:
             kernels[node.name].fused_relu = True
-    steps = _steps_with_copies(model, info, live_nodes, kernels, placement, resolve, into, assembled)
+    steps = _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled)
     for relu in (n for n in info.order if n.op == "Relu" and n.outputs[0] in alias):
         placement[relu.name] = placement[producer[alias[relu.outputs[0]]].name]
     concat_kernels = {by_name[name].outputs[0]: kernels[name] for name in assembled}
     return Plan(steps, resolve, {k: d.name for k, d in placement.items()}, declined, concat_kernels)
 
 
-def _steps_with_copies(model, info, live_nodes, kernels, placement, resolve, into, assembled):
+def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled):
     """Steps in order; a Copy before the first read of a tensor on a device it is not on."""
     last_use = {}
     for i, node in enumerate(live_nodes):

@@ -58,10 +58,6 @@ def live_act(x, live):
     return Act(np.ascontiguousarray(x * live.reshape(shape), np.float32), live)
 
 
-def run_kernel(kernel, xs, threshold=None):
-    return kernel.run(xs, RunContext(None, threshold))
-
-
 def same_mask(a, b):
     """Two live masks say the same: both None (every channel), or equal arrays."""
     return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))

@@ -196,3 +196,18 @@ def test_cuda_declines_tensors_too_large_for_32_bit_indexing(gpu):
     assert "32-bit indexing" in sess.declined["maxpool2d0"]
     assert [(s.tensor, s.src.name, s.dst.name) for s in sess._steps if isinstance(s, Copy)] == \
         [("maxpool2d0", "cpu", "cuda")]
+
+
+def test_gate_calibration_on_cuda_is_refused_with_a_clear_error(gpu):
+    model = models.tiny_net(gated=True, image_size=8)
+    sess = pyprune.Session(model, device=gpu)
+    with pytest.raises(InputError, match="gate calibration runs on the CPU"):
+        sess._run(images(model, 1), None, stats=False, gate_hook=lambda name, z, bias: z)
+
+
+def test_every_op_has_a_kernel_on_both_devices():
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed: pip install -e '.[cuda]'")
+    from pyprune.kernels.cpu import CPU_KERNELS
+    from pyprune.kernels.cuda import CUDA_KERNELS
+    from pyprune.ops import OPS
+    assert set(CUDA_KERNELS) == set(CPU_KERNELS) == set(OPS)

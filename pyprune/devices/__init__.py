@@ -5,7 +5,7 @@ CPU otherwise."""
 
 import warnings
 
-from ..errors import InputError
+from ..errors import DeviceError, InputError
 from .base import Device
 from .cpu import CpuDevice
 
@@ -23,12 +23,12 @@ def get_device(spec):
         from .cuda import CudaDevice
         return CudaDevice()
     if spec == "auto":
-        from .cuda import CudaDevice, cuda_usable
-        ok, why = cuda_usable()
-        if ok:
+        from .cuda import CudaDevice
+        try:
             return CudaDevice()
-        warnings.warn(f"device='auto' runs on the CPU: {why}", RuntimeWarning, stacklevel=3)
-        return CPU
+        except DeviceError as exc:
+            warnings.warn(f"device='auto' runs on the CPU: {exc}", RuntimeWarning, stacklevel=3)
+            return CPU
     raise InputError(f"device must be one of {DEVICE_NAMES} or a pyprune Device, got {spec!r}")
 
 

@@ -51,8 +51,10 @@ class CudaDevice(Device):
         ok, why = cuda_usable()
         if not ok:
             raise DeviceError(why)
+        from numba import cuda  # importable: cuda_usable() just did
+
         from ..kernels.cuda import CUDA_KERNELS
-        self.cuda = _numba_cuda()
+        self.cuda = cuda
         self.kernels = CUDA_KERNELS
         self.stream = self.cuda.stream()
         self._ones = {}

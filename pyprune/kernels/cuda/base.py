@@ -13,7 +13,7 @@ from ..cpu.base import Act
 
 # Array types of the PTX signatures: 'A' layout, as outputs may be strided concat slices.
 F1, F2, F3, F4 = "float32[:]", "float32[:, :]", "float32[:, :, :]", "float32[:, :, :, :]"
-D1, D2 = "float64[:]", "float64[:, :]"
+D2 = "float64[:, :]"
 B2 = "boolean[:, :]"
 I1, I2 = "int32[:]", "int32[:, :]"
 
