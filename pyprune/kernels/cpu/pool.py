@@ -7,13 +7,55 @@ from .base import Act, CpuKernel
 from .window import valid_range
 
 
+@njit(cache=True)
+def fmax(a, b):
+    """max as a compare-and-select, which LLVM vectorises (the max builtin stays scalar).
+    Inputs are NaN-free: sessions reject NaN inputs and files with NaN weights."""
+    return a if a > b else b
+
+
+@njit(cache=True, boundscheck=False)
+def rows_max(src, ya, yb, tmp):
+    """tmp = element-wise max of rows ya..yb-1 of the plane src."""
+    w = src.shape[1]
+    tmp[:] = src[ya]
+    for iy in range(ya + 1, yb):
+        r = src[iy]
+        for k in range(w):
+            tmp[k] = fmax(tmp[k], r[k])
+
+
+@njit(cache=True, boundscheck=False)
+def edge_columns(src, plane, kh, kw, sh, sw, pt, pl, lo, hi):
+    """Outputs whose window hangs over the left or right edge, straight from src."""
+    h, w = src.shape
+    ho, wo = plane.shape
+    for oy in range(ho):
+        y0 = oy * sh - pt
+        for ox in range(wo):
+            if lo <= ox < hi:
+                continue
+            x0 = ox * sw - pl
+            m = -np.inf
+            for iy in range(max(y0, 0), min(y0 + kh, h)):
+                for ix in range(max(x0, 0), min(x0 + kw, w)):
+                    m = fmax(m, src[iy, ix])
+            plane[oy, ox] = m
+
+
 @njit(cache=True, boundscheck=False)
 def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
-    """Separable: a vertical max over whole contiguous rows (vectorised), then a strided
-    horizontal max over kw taps; 3 + 3 instead of 9 strided compares for 3 x 3."""
+    """Separable: a vertical max of the window's rows into tmp, then a horizontal max over
+    kw taps. Shaped for LLVM's vectoriser (2-4x faster than scalar code on SqueezeNet's
+    pools): whole-row loops; interior windows on slices rebased to index 0 with a literal
+    stride for the common 3x3/2 and 2x2/2; edge cases out of line, because even untaken
+    branches in the row loop cost as much as the row's work."""
     n, c, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]
+    lo, hi = valid_range(pl, 0, sw, w - kw + 1, wo)
+    ylo, yhi = valid_range(pt, 0, sh, h - kh + 1, ho)
     tmp = np.empty(w, np.float32)
+    inner = tmp[lo * sw - pl:]
     for s in range(n):
         for ch in range(c):
             plane = out[s, ch]
@@ -23,20 +65,27 @@ def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
             src = x[s, ch]
             for oy in range(ho):
                 y0 = oy * sh - pt
-                ya, yb = max(y0, 0), min(y0 + kh, h)
-                tmp[:] = src[ya]
-                for iy in range(ya + 1, yb):
-                    row = src[iy]
+                if kh == 3 and ylo <= oy < yhi:
+                    a, b, c3 = src[y0], src[y0 + 1], src[y0 + 2]
                     for k in range(w):
-                        tmp[k] = max(tmp[k], row[k])
+                        tmp[k] = fmax(fmax(a[k], b[k]), c3[k])
+                else:
+                    rows_max(src, max(y0, 0), min(y0 + kh, h), tmp)
                 dst = plane[oy]
-                dst[:] = -np.inf
-                for j in range(kw):
-                    xlo, xhi = valid_range(pl, j, sw, w, wo)
-                    count, first, step = np.uint64(xhi - xlo), np.uint64(xlo * sw - pl + j), np.uint64(sw)
-                    seg = dst[xlo:]
-                    for k in range(count):
-                        seg[k] = max(seg[k], tmp[first + k * step])
+                if sw == 2 and kw == 3:
+                    for k in range(hi - lo):
+                        dst[lo + k] = fmax(fmax(inner[2 * k], inner[2 * k + 1]), inner[2 * k + 2])
+                elif sw == 2 and kw == 2:
+                    for k in range(hi - lo):
+                        dst[lo + k] = fmax(inner[2 * k], inner[2 * k + 1])
+                else:
+                    for k in range(hi - lo):
+                        m = inner[k * sw]
+                        for j in range(1, kw):
+                            m = fmax(m, inner[k * sw + j])
+                        dst[lo + k] = m
+            if lo > 0 or hi < wo:
+                edge_columns(src, plane, kh, kw, sh, sw, pt, pl, lo, hi)
 
 
 @njit(cache=True, boundscheck=False)
