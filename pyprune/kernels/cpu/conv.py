@@ -88,10 +88,14 @@ def gather_weights(w2, kk, act_idx, live_idx, out):
 @njit(cache=True, boundscheck=False)
 def gather_rows(w2_t, kk, live_idx, out):
     """out[l*kk + k] = w2_t[live_idx[l]*kk + k]: the live channels' rows of the transposed
-    weights (C_in * kk, C_out), whole contiguous rows."""
+    weights (C_in * kk, C_out), whole contiguous rows, copied by an explicit loop (row
+    assignment went through Numba's generic setitem: 0.085 vs 0.05 ms for conv10's 256 live rows)."""
+    n = np.uint64(w2_t.shape[1])
     for li in range(live_idx.shape[0]):
         for k in range(kk):
-            out[li * kk + k] = w2_t[live_idx[li] * kk + k]
+            src, dst = w2_t[live_idx[li] * kk + k], out[li * kk + k]
+            for j in range(n):
+                dst[j] = src[j]
 
 
 @njit(cache=True, boundscheck=False)
