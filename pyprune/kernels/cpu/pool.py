@@ -18,7 +18,9 @@ def fmax(a, b):
 def rows_max(src, ya, yb, tmp):
     """tmp = element-wise max of rows ya..yb-1 of the plane src."""
     w = src.shape[1]
-    tmp[:] = src[ya]
+    first = src[ya]
+    for k in range(w):  # not tmp[:] = ...: Numba's slice assignment costs ~50 ns a call
+        tmp[k] = first[k]
     for iy in range(ya + 1, yb):
         r = src[iy]
         for k in range(w):
@@ -26,14 +28,15 @@ def rows_max(src, ya, yb, tmp):
 
 
 @njit(cache=True, boundscheck=False)
-def edge_columns(src, plane, kh, kw, sh, sw, pt, pl, lo, hi):
-    """Outputs whose window hangs over the left or right edge, straight from src."""
+def edge_windows(src, plane, kh, kw, sh, sw, pt, pl, ylo, yhi, lo, hi):
+    """Outputs outside rows [ylo, yhi) x columns [lo, hi), whose windows hang over the
+    padding, straight from src."""
     h, w = src.shape
     ho, wo = plane.shape
     for oy in range(ho):
         y0 = oy * sh - pt
         for ox in range(wo):
-            if lo <= ox < hi:
+            if ylo <= oy < yhi and lo <= ox < hi:
                 continue
             x0 = ox * sw - pl
             m = -np.inf
@@ -85,7 +88,32 @@ def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
                             m = fmax(m, inner[k * sw + j])
                         dst[lo + k] = m
             if lo > 0 or hi < wo:
-                edge_columns(src, plane, kh, kw, sh, sw, pt, pl, lo, hi)
+                edge_windows(src, plane, kh, kw, sh, sw, pt, pl, 0, ho, lo, hi)
+
+
+@njit(cache=True, boundscheck=False)
+def max_pool_2x2s2(x, live, pt, pl, out):
+    """2 x 2, stride 2 (LeNet/VGG-style nets): each interior output straight from its four
+    inputs, 1.5x faster than the separable kernel on MNIST's planes (the same direct form
+    was slower for 3 x 3 / 2, which stays separable)."""
+    n, c, h, w = x.shape
+    ho, wo = out.shape[2], out.shape[3]
+    lo, hi = valid_range(pl, 0, 2, w - 1, wo)
+    ylo, yhi = valid_range(pt, 0, 2, h - 1, ho)
+    for s in range(n):
+        for ch in range(c):
+            plane = out[s, ch]
+            if not live[s, ch]:
+                plane[:, :] = 0.0
+                continue
+            src = x[s, ch]
+            for oy in range(ylo, yhi):
+                r0, r1, dst = src[2 * oy - pt], src[2 * oy - pt + 1], plane[oy]
+                a0, a1, mid = r0[2 * lo - pl:], r1[2 * lo - pl:], dst[lo:]
+                for k in range(hi - lo):
+                    mid[k] = fmax(fmax(a0[2 * k], a0[2 * k + 1]), fmax(a1[2 * k], a1[2 * k + 1]))
+            if ylo > 0 or yhi < ho or lo > 0 or hi < wo:
+                edge_windows(src, plane, 2, 2, 2, 2, pt, pl, ylo, yhi, lo, hi)
 
 
 @njit(cache=True, boundscheck=False)
@@ -164,6 +192,8 @@ class PoolKernel(CpuKernel):
         (kh, kw), (sh, sw), (pt, pl, pb, pr) = a["kernel_size"], a["stride"], a["padding"]
         if "count_include_pad" in a:
             avg_pool(x.data, live, kh, kw, sh, sw, pt, pl, pb, pr, a["count_include_pad"], out)
+        elif (kh, kw, sh, sw) == (2, 2, 2, 2):
+            max_pool_2x2s2(x.data, live, pt, pl, out)
         else:
             max_pool(x.data, live, kh, kw, sh, sw, pt, pl, out)
         return Act(out, x.live)

@@ -40,6 +40,15 @@ def test_max_pool_matches_reference(case):
     check_pool("MaxPool2d", case, case["attrs"])
 
 
+@settings(max_examples=100, deadline=None)
+@given(pool_cases(), st.integers(0, 1), st.integers(0, 1))
+def test_max_pool_2x2_stride_2_matches_reference(case, pad_top, pad_left):
+    """The direct 2 x 2 / 2 kernel, with its interior loop and padded/ceil-mode edges."""
+    attrs = dict(kernel_size=(2, 2), stride=(2, 2), padding=(pad_top, pad_left, pad_top, pad_left),
+                 ceil_mode=case["attrs"]["ceil_mode"])
+    check_pool("MaxPool2d", {**case, "h": max(case["h"], 2), "w": max(case["w"], 2)}, attrs)
+
+
 @settings(max_examples=200, deadline=None)
 @given(pool_cases())
 def test_avg_pool_matches_reference(case):
