@@ -40,4 +40,6 @@ class FlattenKernel(CpuKernel):
         if x.live is None:
             return Act(data, None)
         per_channel = data.shape[1] // x.live.shape[1]
+        if per_channel == 1:  # after a global pool: the mask already is per feature
+            return Act(data, x.live)
         return Act(data, np.repeat(x.live, per_channel, axis=1))
