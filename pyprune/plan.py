@@ -6,7 +6,9 @@ The two fusions save whole passes over memory:
 - a ReLU that alone reads a conv's output runs inside the conv (on each output row while
   it is still in cache); inactive channels stay exactly 0;
 - a Concat whose inputs are conv outputs read by nothing else gets one buffer, and each
-  conv writes its channels straight into its slice of it (the fire modules' expands).
+  conv writes its channels straight into its slice of it (the fire modules' expands);
+- a max pool that alone reads a conv's output adds the conv's bias and applies its ReLU
+  to the pooled tensor (max commutes with both; VGG/AlexNet/SqueezeNet stems, MNIST).
 """
 
 from dataclasses import dataclass
@@ -97,11 +99,23 @@ def build_plan(model, info, device=CPU):
             node, info.attrs[node.name], [info.shapes[t] for t in inputs], info.shapes[node.outputs[0]])
         if node.name in fused:
             kernels[node.name].fused_relu = True
+    _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into)
     steps = _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled)
     for relu in (n for n in info.order if n.op == "Relu" and n.outputs[0] in alias):
         placement[relu.name] = placement[producer[alias[relu.outputs[0]]].name]
     concat_kernels = {by_name[name].outputs[0]: kernels[name] for name in assembled}
     return Plan(steps, resolve, {k: d.name for k, d in placement.items()}, declined, concat_kernels)
+
+
+def _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into):
+    outputs = {resolve(t) for t in model.outputs}
+    for node in live_nodes:
+        src = resolve(node.inputs[0])
+        conv = producer.get(src)
+        if node.op == "MaxPool2d" and conv is not None and conv.op in CONV_OPS \
+                and placement[node.name] is CPU and placement[conv.name] is CPU \
+                and consumers.get(src) == [node.name] and src not in outputs and src not in into:
+            kernels[node.name].epilogue = kernels[conv.name].hand_epilogue_to_pool()
 
 
 def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled):

@@ -193,3 +193,26 @@ def test_fused_relu_and_concat_buffers_match_reference(gated):
     expected, _ = run_reference(model, {"input": x})
     for name in ("twice", "right"):
         assert_matches(out[name], expected[name])
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_max_pool_finishes_the_conv_it_alone_reads(gated):
+    """conv -> ReLU -> max pool: the pool adds the bias and applies the ReLU (padding and
+    ceil mode included); a conv whose output something else also reads keeps its epilogue."""
+    b = models.GraphBuilder("pool_epilogue", (3, 11, 11), seed=5)
+    g = {} if gated else None
+    a = b.op("Relu", b.conv("input", 6, 3, padding=1, gate=g, name="alone"), name="relu_a")
+    pooled = b.op("MaxPool2d", a, name="pool_a", kernel_size=(3, 3), stride=(2, 2), padding=(1, 1, 1, 1),
+                  ceil_mode=True)
+    shared = b.conv("input", 6, 3, padding=1, name="shared")
+    pooled_shared = b.op("MaxPool2d", shared, name="pool_shared", kernel_size=(2, 2), stride=(2, 2))
+    model = b.build([pooled, pooled_shared, b.op("Relu", shared, name="also_reads")])
+    sess = pyprune.Session(model)
+    kernels = {s.node.name: s.kernel for s in sess._steps}
+    assert kernels["pool_a"].epilogue is not None and kernels["pool_a"].epilogue[1] is True
+    assert kernels["pool_shared"].epilogue is None
+    x = images(model, 3)
+    out = sess.run(x)
+    expected, _ = run_reference(model, {"input": x})
+    for name in out:
+        assert_matches(out[name], expected[name])

@@ -158,6 +158,26 @@ def avg_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, out):
                     dst[ox] *= scale[oy, ox]
 
 
+@njit(cache=True, boundscheck=False)
+def add_bias_relu(out, live, bias, relu):
+    """The epilogue of the conv before this pool (ConvKernel.hand_epilogue_to_pool) on out
+    viewed as (N, C, H*W): max commutes with adding a channel's bias and with ReLU. Dead
+    channels stay 0."""
+    n, c = out.shape[0], out.shape[1]
+    for s in range(n):
+        for ch in range(c):
+            if not live[s, ch]:
+                continue
+            plane, b = out[s, ch], bias[ch]
+            if relu:
+                for k in range(plane.shape[0]):
+                    v = plane[k] + b
+                    plane[k] = v if v > 0.0 else 0.0
+            else:
+                for k in range(plane.shape[0]):
+                    plane[k] += b
+
+
 @njit(cache=True, boundscheck=False, fastmath={"reassoc"})
 def global_pool(x, live, use_max, out):
     """Max or mean of each plane of x viewed as (N, C, H*W). The mean sums in float64, so
@@ -183,6 +203,11 @@ def global_pool(x, live, use_max, out):
 
 
 class PoolKernel(CpuKernel):
+    """Max and average pooling. `epilogue` (bias, relu), set by the plan on a max pool that
+    alone reads a conv's output, finishes that conv's work on the pooled tensor."""
+
+    epilogue = None
+
     def run(self, xs, ctx):
         x = xs[0]
         n, c = x.data.shape[:2]
@@ -196,6 +221,8 @@ class PoolKernel(CpuKernel):
             max_pool_2x2s2(x.data, live, pt, pl, out)
         else:
             max_pool(x.data, live, kh, kw, sh, sw, pt, pl, out)
+        if self.epilogue is not None:
+            add_bias_relu(out.reshape(n, c, -1), live, *self.epilogue)
         return Act(out, x.live)
 
 
