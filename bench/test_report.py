@@ -1,0 +1,29 @@
+"""bench/report.py: ratios are taken within each run, then the median over runs is shown."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).with_name("report.py")
+
+
+def run_json(path, pyprune_ms, ort_ms, gated_ms):
+    bench = lambda name, ms, **extra: {"fullname": f"bench/test_squeezenet.py::{name}",  # noqa: E731
+                                       "stats": {"median": ms / 1e3, "rounds": 10}, "extra_info": extra}
+    data = {"datetime": "2026-11-26T12:00:00", "machine_info": {"cpu": {"brand_raw": "cpu", "count": 2}},
+            "benchmarks": [bench("test_pyprune[1thread-dense-1]", pyprune_ms, executed_macs_fraction=1.0),
+                           bench("test_pyprune[1thread-gated50-1]", gated_ms, executed_macs_fraction=0.36),
+                           bench("test_onnxruntime[1thread-dense-1]", ort_ms)]}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_each_ratio_is_a_median_of_per_run_ratios(tmp_path):
+    # Run 2's ORT rounds met a burst of load: its ratio is an outlier that the median drops.
+    runs = [run_json(tmp_path / "1.json", 8.0, 5.0, 6.0), run_json(tmp_path / "2.json", 8.0, 10.0, 6.0),
+            run_json(tmp_path / "3.json", 9.0, 6.0, 6.3)]
+    out = subprocess.run([sys.executable, str(SCRIPT), *runs], capture_output=True, text=True, check=True).stdout
+    assert "3 run(s)" in out
+    assert "| pyprune | dense | 1 | 1 | 8.00 | 100% | 1.50 |  |" in out      # ratios 1.6, 0.8, 1.5
+    assert "| pyprune | gated50 | 1 | 1 | 6.00 | 36% | 1.05 | 0.48 |" in out  # 1.2, 0.6, 1.05; 0.48, 0.48, 0.51
