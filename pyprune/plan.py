@@ -2,7 +2,7 @@
 section 4): capability (which nodes the chosen device takes; the CPU takes the rest),
 fusions within a device, then explicit copies wherever a tensor crosses devices.
 
-The two fusions save whole passes over memory:
+The fusions save whole passes over memory:
 - a ReLU that alone reads a conv's output runs inside the conv (on each output row while
   it is still in cache); inactive channels stay exactly 0;
 - a Concat whose inputs are conv outputs read by nothing else gets one buffer, and each
@@ -108,6 +108,7 @@ def build_plan(model, info, device=CPU):
 
 
 def _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into):
+    """Give a CPU max pool the bias and ReLU of the CPU conv whose output only it reads."""
     outputs = {resolve(t) for t in model.outputs}
     for node in live_nodes:
         src = resolve(node.inputs[0])

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from pyprune.ops.conv import conv2d_reference, gate_cut, gate_reference
-from pyprune.kernels.cpu.conv import conv_direct
+from pyprune.kernels.cpu.conv import conv_direct, im2col, im2col_shifted
 
 from ...helpers import ON_CPU, PATTERNS, assert_matches, live_act, make_kernel, mask
 
@@ -81,6 +81,40 @@ def test_direct_kernel_matches_reference_for_any_groups(case):
     expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"],
                                 a["dilation"], a["groups"]) * active[:, :, None, None]
     assert_matches(out, expected, magnitude=magnitude(x.data, w, a))
+
+
+@st.composite
+def same_width_cases(draw):
+    """Stride 1, dilation 1 and left + right padding = kw - 1: the output is as wide as the
+    input, the case im2col_shifted serves (any top/bottom padding)."""
+    case = draw(conv_cases())
+    a = case["attrs"]
+    kh, kw = a["kernel_size"]
+    left = draw(st.integers(0, kw - 1))
+    a.update(stride=(1, 1), dilation=(1, 1), groups=1, out_channels=draw(st.integers(1, 5)),
+             padding=(draw(st.integers(0, kh - 1)), left, draw(st.integers(0, kh - 1)), kw - 1 - left))
+    case["c"] = draw(st.integers(1, 5))
+    case["h"] = max(case["h"], kh)
+    return case
+
+
+@settings(max_examples=200, deadline=None)
+@given(same_width_cases())
+def test_shifted_im2col_equals_im2col_and_the_conv_the_reference(case):
+    rng = np.random.default_rng(case["seed"])
+    a, n = case["attrs"], case["n"]
+    kernel, _ = make_kernel("Conv2d", a, conv_weights(rng, case), [(case["c"], case["h"], case["w"])])
+    assert kernel.shifted
+    live = mask(rng, 1, case["c"], case["live"])[0]
+    x = rng.normal(size=(case["c"], case["h"], case["w"])).astype(np.float32)
+    live_idx = np.flatnonzero(live)
+    (kh, kw), (ho, wo) = a["kernel_size"], kernel.out_shape[1:]
+    expected = np.empty((len(live_idx) * kh * kw, ho * wo), np.float32)
+    im2col(x, live_idx, kh, kw, *kernel.geometry, ho, wo, expected)
+    got = np.full_like(expected, np.nan)
+    im2col_shifted(x, live_idx, kh, kw, kernel.geometry[2], kernel.geometry[3], ho, wo, got)
+    np.testing.assert_array_equal(got, expected)
+    check_conv2d(case, ON_CPU)
 
 
 @st.composite
