@@ -9,6 +9,10 @@ The fusions save whole passes over memory:
   conv writes its channels straight into its slice of it (the fire modules' expands);
 - a max pool that alone reads a conv's output adds the conv's bias and applies its ReLU
   to the pooled tensor (max commutes with both; VGG/AlexNet/SqueezeNet stems, MNIST).
+
+And CPU gated convs, and concat buffers they write into, whose memory never reaches the
+caller keep their output buffer across calls; a gated conv then zeroes only the inactive
+rows that were active last call instead of every inactive row.
 """
 
 from dataclasses import dataclass
@@ -100,6 +104,7 @@ def build_plan(model, info, device=CPU):
         if node.name in fused:
             kernels[node.name].fused_relu = True
     _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into)
+    _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled)
     steps = _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled)
     for relu in (n for n in info.order if n.op == "Relu" and n.outputs[0] in alias):
         placement[relu.name] = placement[producer[alias[relu.outputs[0]]].name]
@@ -117,6 +122,36 @@ def _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, co
                 and placement[node.name] is CPU and placement[conv.name] is CPU \
                 and consumers.get(src) == [node.name] and src not in outputs and src not in into:
             kernels[node.name].epilogue = kernels[conv.name].hand_epilogue_to_pool()
+
+
+# CPU kernels whose output is their input's memory (Dropout's Identity, Flatten's reshape).
+ALIAS_OPS = ("Dropout", "Flatten")
+
+
+def _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled):
+    """Let CPU gated convs, and concat buffers that gated convs write into, keep their
+    output buffer across calls when the caller can never see it: not a graph output, nor
+    reachable from one through ALIAS_OPS. (Dense convs write every row anyway.)"""
+    seen, stack = set(), [resolve(t) for t in model.outputs]
+    while stack:
+        t = stack.pop()
+        if t not in seen:
+            seen.add(t)
+            node = producer.get(t)
+            if node is not None and node.op in ALIAS_OPS:
+                stack.append(resolve(node.inputs[0]))
+    for node in live_nodes:
+        out = node.outputs[0]
+        if placement[node.name] is not CPU or out in seen:
+            continue
+        if node.op == "GatedConv2d" and out not in into:
+            kernels[node.name].reuse_output = kernels[node.name].track_zero_rows = True
+        elif node.name in assembled:
+            writers = [producer[t] for t, (concat, _) in into.items() if concat == out]
+            if any(w.op == "GatedConv2d" for w in writers):
+                kernels[node.name].reuse_buffer = True
+                for w in writers:
+                    kernels[w.name].track_zero_rows = w.op == "GatedConv2d"
 
 
 def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled):

@@ -216,3 +216,40 @@ def test_max_pool_finishes_the_conv_it_alone_reads(gated):
     expected, _ = run_reference(model, {"input": x})
     for name in out:
         assert_matches(out[name], expected[name])
+
+
+def test_reused_buffers_give_each_call_its_own_answer():
+    """Convs and concat buffers the caller never sees keep their buffers across calls, and a
+    gated conv then zeroes only the rows it wrote last time: a run of different images,
+    thresholds and batch sizes through one session must each match the reference."""
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 6, seed=7)
+    models.calibrate_gates(model, x, 0.4)
+    sess = pyprune.Session(model)
+    kernels = {s.node.name: s.kernel for s in sess._steps}
+    assert kernels["fire2/squeeze"].reuse_output and kernels["fire2/concat"].reuse_buffer
+    assert kernels["fire2/expand3x3"].track_zero_rows and not kernels["fire2/expand3x3"].reuse_output
+    for batch, threshold in ((x[:1], None), (x[1:2], 0.3), (x[:1], 0.7), (x[2:5], None), (x[5:6], None)):
+        y, stats = sess.run_with_stats(batch, threshold=threshold)
+        (expected,), masks = (lambda o, m: (list(o.values()), m))(*run_reference(model, {"input": batch}, threshold))
+        assert_matches(y, expected)
+        for layer in stats.layers:
+            if layer.gated:
+                assert (layer.active == masks[layer.name].sum(axis=1)).all(), layer.name
+
+
+@pytest.mark.parametrize("tail", ["Dropout", "Flatten"])
+def test_outputs_reached_through_views_are_not_reused(tail):
+    """A conv whose output reaches the caller through Dropout or Flatten (which return
+    their input's memory) writes a fresh array each call: a result the caller keeps does
+    not change when the session runs again."""
+    b = models.GraphBuilder("alias", (3, 6, 6), seed=2)
+    y = b.op("Relu", b.conv("input", 4, 3, padding=1, gate={}, name="gated"), name="relu")
+    model = b.build([b.op(tail, y, name="tail")])
+    sess = pyprune.Session(model)
+    assert not {s.node.name: s.kernel for s in sess._steps}["gated"].reuse_output
+    x = images(model, 2)
+    first = sess.run(x[:1])
+    kept = first.copy()
+    sess.run(x[1:])
+    np.testing.assert_array_equal(first, kept)

@@ -152,9 +152,10 @@ def gather_channels(x2, live_idx, out):
 
 
 @njit(cache=True, boundscheck=False)
-def scatter_rows(y, act_idx, bias, relu, out):
+def scatter_rows(y, act_idx, bias, relu, out, zero):
     """out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked), every other row 0: an
-    inactive channel ends as exact zeros, without its bias. act_idx is ascending."""
+    inactive channel ends as exact zeros, without its bias. act_idx is ascending. Rows
+    with zero[c] set are known to hold zeros already (a reused buffer) and are not written."""
     i = 0
     for c in range(out.shape[0]):
         dst = out[c]
@@ -167,8 +168,9 @@ def scatter_rows(y, act_idx, bias, relu, out):
                 for k in range(src.shape[0]):
                     dst[k] = src[k] + b
             i += 1
-        else:
-            dst[:] = 0.0
+        elif not zero[c]:
+            for k in range(dst.shape[0]):
+                dst[k] = 0.0
 
 
 @njit(cache=True, boundscheck=False)
@@ -190,7 +192,12 @@ class ConvKernel(CpuKernel):
     ReLU can be fused (`fused_relu`), and the output can be a slice of a concat buffer.
     When a max pool alone reads the output, the plan hands it the bias and the ReLU
     (`hand_epilogue_to_pool`): both commute with the max and cost a quarter as much on
-    the pooled tensor."""
+    the pooled tensor.
+
+    Buffers the caller never sees are reused across calls (the plan sets `reuse_output`
+    for the conv's own output, or a concat kernel's `reuse_buffer`) and then
+    `track_zero_rows` keeps which output rows the last call left as zeros, so that an
+    inactive channel that was inactive last time is not zeroed again."""
 
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
@@ -210,6 +217,10 @@ class ConvKernel(CpuKernel):
         self.all_out = np.arange(co)
         self.fused_relu = False
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
+        self.reuse_output = self.track_zero_rows = False
+        self._out = None
+        self._zero_rows, self._zero_rows_of = None, None  # (N, C_out) rows known 0.0, in which buffer
+        self.no_zero_rows = np.zeros(co, np.bool_)
         hw = out_shape[1] * out_shape[2]
         if self.groups == 1:
             self.cols_buf = np.empty((cg * kh * kw, hw), np.float32)
@@ -230,20 +241,35 @@ class ConvKernel(CpuKernel):
         into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
         n = x.data.shape[0]
         if out is None:
-            out = np.empty((n, *self.out_shape), np.float32)
+            out = self._output_buffer(n)
+        buffer = out if out.base is None else out.base
+        zero = None
+        if self.track_zero_rows and self._zero_rows_of is buffer and len(self._zero_rows) == n:
+            zero = self._zero_rows
         if self.groups != 1:
             live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
             act = active if active is not None else self.ones(n, self.out_shape[0])
             conv_direct(x.data, self.weight, self.epilogue_bias, live, act, *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
-            return out
-        for s in range(n):
-            self._gemm_sample(x.data[s], self.all_in if x.live is None else np.flatnonzero(x.live[s]),
-                              self.all_out if active is None else np.flatnonzero(active[s]), out[s])
+        else:
+            for s in range(n):
+                self._gemm_sample(x.data[s], self.all_in if x.live is None else np.flatnonzero(x.live[s]),
+                                  self.all_out if active is None else np.flatnonzero(active[s]), out[s],
+                                  self.no_zero_rows if zero is None else zero[s])
+        if self.track_zero_rows:
+            self._zero_rows = np.zeros((n, self.out_shape[0]), np.bool_) if active is None else ~active
+            self._zero_rows_of = buffer
         return out
 
-    def _gemm_sample(self, x, live_idx, act_idx, out):
+    def _output_buffer(self, n):
+        if not self.reuse_output:
+            return np.empty((n, *self.out_shape), np.float32)
+        if self._out is None or len(self._out) != n:
+            self._out = np.empty((n, *self.out_shape), np.float32)
+        return self._out
+
+    def _gemm_sample(self, x, live_idx, act_idx, out, zero):
         co, ho, wo = self.out_shape
         hw = ho * wo
         na, nl = len(act_idx), len(live_idx)
@@ -252,7 +278,7 @@ class ConvKernel(CpuKernel):
         if na == 0 or nl == 0:  # nothing active, or only zeros in: out is 0, or the bias
             y = self.y_buf[:na * hw].reshape(na, hw)
             y[...] = 0.0
-            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat)
+            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, zero)
             return
         kk = self.w3.shape[2]
         if self.pointwise and not full_in and \
@@ -294,7 +320,7 @@ class ConvKernel(CpuKernel):
         else:
             y = self.y_buf[:na * hw].reshape(na, hw)
             np.matmul(w, cols, out=y)
-            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat)
+            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, zero)
 
     def macs(self, xs, y):
         """MACs per sample that the masks leave (active kernels x live inputs per group), and
