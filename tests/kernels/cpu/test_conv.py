@@ -102,7 +102,7 @@ def same_width_cases(draw):
 @given(same_width_cases())
 def test_shifted_im2col_equals_im2col_and_the_conv_the_reference(case):
     rng = np.random.default_rng(case["seed"])
-    a, n = case["attrs"], case["n"]
+    a = case["attrs"]
     kernel, _ = make_kernel("Conv2d", a, conv_weights(rng, case), [(case["c"], case["h"], case["w"])])
     assert kernel.shifted
     live = mask(rng, 1, case["c"], case["live"])[0]
