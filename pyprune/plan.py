@@ -149,7 +149,7 @@ def _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, in
         elif node.name in assembled:
             writers = [producer[t] for t, (concat, _) in into.items() if concat == out]
             if any(w.op == "GatedConv2d" for w in writers):
-                kernels[node.name].reuse_buffer = True
+                kernels[node.name].reuse_output = True
                 for w in writers:
                     kernels[w.name].track_zero_rows = w.op == "GatedConv2d"
 

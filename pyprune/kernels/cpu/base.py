@@ -15,12 +15,26 @@ class Act:
 
 
 class CpuKernel:
-    """Base of CPU kernels. A subclass packs weights in __init__ and implements run()."""
+    """Base of CPU kernels. A subclass packs weights in __init__ and implements run().
+
+    `reuse_output` (set by the plan where the caller can never see this kernel's output)
+    lets output_array keep one output array across calls instead of a new one each call."""
+
+    reuse_output = False
+    _kept_output = None
 
     def __init__(self, node, a, in_shapes, out_shape):
         self.name, self.attrs = node.name, a
         self.in_shapes, self.out_shape = in_shapes, out_shape
         self._ones = {}
+
+    def output_array(self, n):
+        """An (N, *out_shape) float32 array for this call's output."""
+        if not self.reuse_output:
+            return np.empty((n, *self.out_shape), np.float32)
+        if self._kept_output is None or len(self._kept_output) != n:
+            self._kept_output = np.empty((n, *self.out_shape), np.float32)
+        return self._kept_output
 
     def run(self, xs, ctx):
         """xs: list of Act; ctx: the RunContext of this call. Returns an Act."""

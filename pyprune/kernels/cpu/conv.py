@@ -206,10 +206,10 @@ class ConvKernel(CpuKernel):
     (`hand_epilogue_to_pool`): both commute with the max and cost a quarter as much on
     the pooled tensor.
 
-    Buffers the caller never sees are reused across calls (the plan sets `reuse_output`
-    for the conv's own output, or a concat kernel's `reuse_buffer`) and then
-    `track_zero_rows` keeps which output rows the last call left as zeros, so that an
-    inactive channel that was inactive last time is not zeroed again."""
+    Outputs the caller never sees are kept across calls (the plan sets `reuse_output` on
+    the conv, or on the concat it writes into), and then `track_zero_rows` keeps which
+    output rows the last call left as zeros, so that an inactive channel that was inactive
+    last time is not zeroed again."""
 
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
@@ -230,8 +230,7 @@ class ConvKernel(CpuKernel):
         self.live_buf, self.act_buf = np.empty_like(self.all_in), np.empty_like(self.all_out)
         self.fused_relu = False
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
-        self.reuse_output = self.track_zero_rows = False
-        self._out = None
+        self.track_zero_rows = False
         self._zero_rows, self._zero_rows_of = None, None  # (N, C_out) rows known 0.0, in which buffer
         self.no_zero_rows = np.zeros(co, np.bool_)
         hw = out_shape[1] * out_shape[2]
@@ -254,7 +253,7 @@ class ConvKernel(CpuKernel):
         into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
         n = x.data.shape[0]
         if out is None:
-            out = self._output_buffer(n)
+            out = self.output_array(n)
         buffer = out if out.base is None else out.base
         zero = None
         if self.track_zero_rows and self._zero_rows_of is buffer and len(self._zero_rows) == n:
@@ -274,13 +273,6 @@ class ConvKernel(CpuKernel):
             self._zero_rows = np.zeros((n, self.out_shape[0]), np.bool_) if active is None else ~active
             self._zero_rows_of = buffer
         return out
-
-    def _output_buffer(self, n):
-        if not self.reuse_output:
-            return np.empty((n, *self.out_shape), np.float32)
-        if self._out is None or len(self._out) != n:
-            self._out = np.empty((n, *self.out_shape), np.float32)
-        return self._out
 
     def _gemm_sample(self, x, live_idx, act_idx, out, zero):
         co, ho, wo = self.out_shape
@@ -328,8 +320,8 @@ class ConvKernel(CpuKernel):
             gather_weights(self.w2, kk, act_idx, live_idx, w)
         if full_out:
             np.matmul(w, cols, out=flat)
-            if self.epilogue_bias is self.bias or self.fused_relu:
-                add_bias(flat, self.epilogue_bias, self.fused_relu)
+            if self.epilogue_bias is self.bias:  # else the pool after adds bias and ReLU
+                add_bias(flat, self.bias, self.fused_relu)
         else:
             y = self.y_buf[:na * hw].reshape(na, hw)
             np.matmul(w, cols, out=y)

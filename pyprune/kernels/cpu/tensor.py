@@ -7,20 +7,13 @@ from .base import Act, CpuKernel
 
 
 class ConcatKernel(CpuKernel):
-    reuse_buffer = False  # set by the plan when the caller can never see the buffer
-    _buffer = None
-
     def run(self, xs, ctx):
         return self.assemble(xs, np.concatenate([x.data for x in xs], axis=1))
 
     def output_buffer(self, n):
-        """The array the producers write into: a fresh one per call when the result may
-        reach the caller (who keeps it), otherwise one kept across calls."""
-        if not self.reuse_buffer:
-            return np.empty((n, *self.out_shape), np.float32)
-        if self._buffer is None or len(self._buffer) != n:
-            self._buffer = np.empty((n, *self.out_shape), np.float32)
-        return self._buffer
+        """The array the producers write into (CpuKernel.output_array: kept across calls
+        only where the caller can never see it)."""
+        return self.output_array(n)
 
     def assemble(self, xs, data):
         """The concat of xs whose data already sit side by side in `data`: join the masks."""
