@@ -1,0 +1,74 @@
+"""A/B of one CPU conv-kernel switch on whole networks: two sessions of each model, one
+with the switch turned off on every conv kernel, alternated round by round (so both meet
+the same load on this shared machine) over a stream of 8 different images.
+
+    python bench/ab_flag.py shifted [--rounds 60] [--threads 1]
+    python bench/ab_flag.py track_zero_rows
+
+Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs) and `track_zero_rows`
+(gated convs zeroing only the rows the previous call wrote). Prints the median ms per
+image with the switch off and on, and on / off.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pyprune  # noqa: E402
+from pyprune import models  # noqa: E402
+
+SWITCHES = ("shifted", "track_zero_rows")
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def nets():
+    images = models.synthetic_images(8, seed=0)
+    with np.load(WEIGHTS / "mnist_samples.npz") as f:  # scaled as the demo and the MNIST suite do
+        mnist = (f["images"][:8] / np.float32(255)).astype(np.float32)
+    yield "mnist gated", pyprune.load_model(WEIGHTS / "mnist_gated.h5"), mnist
+    yield "squeezenet dense", models.squeezenet1_1(gated=False, seed=0), images
+    for p in (0.5, 0.25):
+        model = models.calibrate_gates(models.squeezenet1_1(gated=True, seed=0), images, p)
+        yield f"squeezenet gated {int(p * 100)}%", model, images
+
+
+def session(model, switch, on):
+    sess = pyprune.Session(model)
+    if not on:
+        for step in sess._steps:
+            if hasattr(step.kernel, switch):
+                setattr(step.kernel, switch, False)
+    return sess
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("switch", choices=SWITCHES)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    pyprune.set_num_threads(args.threads)
+    print(f"{args.switch}, {args.threads} thread(s), {args.rounds} rounds; median ms per image\n")
+    print("| net | off | on | on / off |\n|---|---:|---:|---:|")
+    for name, model, images in nets():
+        sessions = {on: session(model, args.switch, on) for on in (False, True)}
+        times = {False: [], True: []}
+        for s in sessions.values():
+            s.run(images[:1])
+        for r in range(args.rounds):
+            x = images[r % len(images):r % len(images) + 1]
+            for on in ((False, True) if r % 2 else (True, False)):
+                start = time.perf_counter()
+                sessions[on].run(x)
+                times[on].append(time.perf_counter() - start)
+        off, on = (1e3 * float(np.median(times[k])) for k in (False, True))
+        print(f"| {name} | {off:.3f} | {on:.3f} | {on / off:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Keeps bench/ab_flag.py working: two rounds of each switch (the timings mean nothing)."""
+
+import pytest
+
+from . import ab_flag
+
+
+@pytest.mark.parametrize("switch", ab_flag.SWITCHES)
+def test_ab_flag_prints_a_row_per_net(switch, capsys):
+    ab_flag.main([switch, "--rounds", "2"])
+    out = capsys.readouterr().out
+    for net in ("mnist gated", "squeezenet dense", "squeezenet gated 50%", "squeezenet gated 25%"):
+        assert f"| {net} |" in out
+
+
+def test_switches_exist_on_conv_kernels():
+    """A renamed switch would make the A/B compare a session with itself."""
+    from pyprune import models
+    import pyprune
+    sess = pyprune.Session(models.squeezenet1_1(gated=True, image_size=32, num_classes=4))
+    kernels = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"]
+    assert all(hasattr(k, sw) for k in kernels for sw in ab_flag.SWITCHES)
