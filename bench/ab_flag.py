@@ -4,9 +4,11 @@ the same load on this shared machine) over a stream of 8 different images.
 
     python bench/ab_flag.py shifted [--rounds 60] [--threads 1]
     python bench/ab_flag.py track_zero_rows
+    python bench/ab_flag.py blas_in_numba
 
-Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs) and `track_zero_rows`
-(gated convs zeroing only the rows the previous call wrote). Prints the median ms per
+Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
+(gated convs zeroing only the rows the previous call wrote) and `blas_in_numba` (a conv
+as one compiled call with sgemm from Numba, against the Python path around np.matmul). Prints the median ms per
 image with the switch off and on, and on / off.
 """
 
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyprune  # noqa: E402
 from pyprune import models  # noqa: E402
 
-SWITCHES = ("shifted", "track_zero_rows")
+SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 

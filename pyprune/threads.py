@@ -11,33 +11,17 @@ cores, DESIGN.md section 6). `set_num_threads(n)` sets BLAS to n threads and Num
 import ctypes
 import os
 
+from . import openblas
+
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
             "openblas_set_num_threads64_", "openblas_set_num_threads")
 _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
             "openblas_get_num_threads64_", "openblas_get_num_threads")
 
 
-def _openblas_libraries():
-    import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
-    except OSError:  # not Linux: fall back to what NumPy ships beside itself
-        import glob
-        libs = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
-        paths = set(glob.glob(os.path.join(libs, "*openblas*")))
-    out = []
-    for path in sorted(paths):
-        try:
-            out.append(ctypes.CDLL(path))
-        except OSError:
-            continue
-    return out
-
-
 def _call(names, *args):
     results = []
-    for lib in _openblas_libraries():
+    for lib in openblas.libraries():
         for name in names:
             fn = getattr(lib, name, None)
             if fn is not None:

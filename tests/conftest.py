@@ -5,3 +5,18 @@ NUMBA_ENABLE_CUDASIM=0 yourself to run tests/kernels/cuda on a real GPU instead.
 import os
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(params=["numba", "python"])
+def conv_path(request, monkeypatch):
+    """Run a test with CPU convs as one compiled call with sgemm from Numba, and again on
+    the Python path (np.matmul between Numba steps) that serves where NumPy's BLAS cannot
+    be called from Numba."""
+    from pyprune.kernels.cpu.blas import AVAILABLE
+    from pyprune.kernels.cpu.conv import ConvKernel
+    if request.param == "numba" and not AVAILABLE:
+        pytest.skip("NumPy's BLAS cannot be called from Numba here (kernels/cpu/blas.py)")
+    monkeypatch.setattr(ConvKernel, "blas_in_numba", request.param == "numba")
+    return request.param

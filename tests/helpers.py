@@ -88,3 +88,16 @@ class OnDevice:
 
 
 ON_CPU = OnDevice(CPU)
+
+
+class OnCpuPythonGemm(OnDevice):
+    """The CPU with its convs on the Python path (np.matmul between Numba steps), which
+    runs where NumPy's BLAS cannot be called from Numba (kernels/cpu/blas.py)."""
+
+    def kernel(self, op, attrs, weights, in_shapes, name="node"):
+        kernel, a = super().kernel(op, attrs, weights, in_shapes, name)
+        kernel.blas_in_numba = False
+        return kernel, a
+
+
+ON_CPU_PYTHON_GEMM = OnCpuPythonGemm(CPU)

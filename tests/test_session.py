@@ -48,7 +48,7 @@ def check_against_reference(model, x, threshold=None, sess=None):
 
 @pytest.mark.parametrize("build", [models.tiny_net, models.resnet_block])
 @pytest.mark.parametrize("gated", [False, True])
-def test_network_matches_reference(build, gated):
+def test_network_matches_reference(build, gated, conv_path):
     model = build(gated=gated)
     check_against_reference(model, images(model, 3))
 
@@ -65,7 +65,7 @@ def test_gated_patterns_match_reference(pattern, batch):
             assert (layer.active == want).all(), layer.name
 
 
-def test_gated_squeezenet_matches_reference_batch_8_with_different_masks():
+def test_gated_squeezenet_matches_reference_batch_8_with_different_masks(conv_path):
     model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
     x = images(model, 8)
     models.calibrate_gates(model, x, 0.5)
@@ -74,7 +74,7 @@ def test_gated_squeezenet_matches_reference_batch_8_with_different_masks():
     assert len(distinct) > 1, "the samples should take different paths"
 
 
-def test_batch_equals_each_sample_alone():
+def test_batch_equals_each_sample_alone(conv_path):
     model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
     x = images(model, 8, seed=3)
     models.calibrate_gates(model, x, 0.4)
@@ -176,7 +176,7 @@ def test_gate_cut_is_the_logit():
 
 
 @pytest.mark.parametrize("gated", [False, True])
-def test_fused_relu_and_concat_buffers_match_reference(gated):
+def test_fused_relu_and_concat_buffers_match_reference(gated, conv_path):
     """Grouped and plain convs (gated or not), each ReLU'd, writing into one concat buffer;
     a ReLU output that is also a graph output; a conv read twice by the concat (no buffer)."""
     b = models.GraphBuilder("fusions", (4, 9, 9), seed=3)
@@ -196,7 +196,7 @@ def test_fused_relu_and_concat_buffers_match_reference(gated):
 
 
 @pytest.mark.parametrize("gated", [False, True])
-def test_max_pool_finishes_the_conv_it_alone_reads(gated):
+def test_max_pool_finishes_the_conv_it_alone_reads(gated, conv_path):
     """conv -> ReLU -> max pool: the pool adds the bias and applies the ReLU (padding and
     ceil mode included); a conv whose output something else also reads keeps its epilogue."""
     b = models.GraphBuilder("pool_epilogue", (3, 11, 11), seed=5)
@@ -218,7 +218,7 @@ def test_max_pool_finishes_the_conv_it_alone_reads(gated):
         assert_matches(out[name], expected[name])
 
 
-def test_reused_buffers_give_each_call_its_own_answer():
+def test_reused_buffers_give_each_call_its_own_answer(conv_path):
     """Convs and concat buffers the caller never sees keep their buffers across calls, and a
     gated conv then zeroes only the rows it wrote last time: a run of different images,
     thresholds and batch sizes through one session must each match the reference."""

@@ -44,6 +44,13 @@ class CpuKernel:
         """(executed MACs per sample, dense MACs per sample); ops without MACs return zeros."""
         return np.zeros(xs[0].data.shape[0], np.int64), 0
 
+    def zeros(self, n, c):
+        """An all-false (n, c) mask, made once per shape."""
+        mask = self._ones.get((n, c, False))
+        if mask is None:
+            mask = self._ones[(n, c, False)] = np.zeros((n, c), np.bool_)
+        return mask
+
     def ones(self, n, c):
         """An all-true (n, c) mask, made once per shape: kernels take masks, not None."""
         mask = self._ones.get((n, c))

@@ -11,76 +11,10 @@ from numba import njit
 from ... import config
 from ..macs import conv_macs
 from .base import Act, CpuKernel
-from .window import valid_range
-
-
-@njit(cache=True, boundscheck=False)
-def im2col(x, live_idx, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols):
-    """cols[(l*kh + i)*kw + j, oy*wo + ox] = x[live_idx[l], oy*sh - pt + i*dh, ox*sw - pl + j*dw],
-    0 where that falls in the padding. Only live channels are read.
-
-    Written for its per-row cost, which dominates on small planes: unsigned offsets (no
-    wrap checks), plain loops rather than slice assignments and no row views inside the
-    row loop (1.2-1.7x faster than that on SqueezeNet's and MNIST's 3 x 3 convs)."""
-    h, w = x.shape[1], x.shape[2]
-    uwo, uho = np.uint64(wo), np.uint64(ho)
-    for li in range(live_idx.shape[0]):
-        src = x[live_idx[li]]
-        for i in range(kh):
-            ylo, yhi = valid_range(pt, i * dh, sh, h, ho)
-            for j in range(kw):
-                dst = cols[(li * kh + i) * kw + j]
-                xlo, xhi = valid_range(pl, j * dw, sw, w, wo)
-                uxlo, uxhi = np.uint64(xlo), np.uint64(xhi)
-                count, first, step = np.uint64(xhi - xlo), np.uint64(xlo * sw - pl + j * dw), np.uint64(sw)
-                for k in range(np.uint64(ylo) * uwo):
-                    dst[k] = 0.0
-                for k in range(np.uint64(yhi) * uwo, uho * uwo):
-                    dst[k] = 0.0
-                for oy in range(ylo, yhi):
-                    base, iy = np.uint64(oy) * uwo, np.uint64(oy * sh - pt + i * dh)
-                    for k in range(uxlo):
-                        dst[base + k] = 0.0
-                    for k in range(uxhi, uwo):
-                        dst[base + k] = 0.0
-                    seg = base + uxlo
-                    for k in range(count):
-                        dst[seg + k] = src[iy, first + k * step]
-
-
-@njit(cache=True, boundscheck=False)
-def im2col_shifted(x, live_idx, kh, kw, pt, pl, ho, wo, cols):
-    """im2col for stride 1, dilation 1 and an output as wide as the input ('same' convs):
-    then each row of cols is the whole plane shifted by one flat offset, so it is one long
-    copy plus zeroing the columns that fall off the row ends (which the flat copy fills
-    from the neighbouring row). 1.4-2x faster than im2col on SqueezeNet's and MNIST's
-    3 x 3 convs, whose short rows made im2col's per-row work dominate."""
-    h, w = x.shape[1], x.shape[2]
-    n = np.uint64(ho * wo)
-    for li in range(live_idx.shape[0]):
-        src = x[live_idx[li]].ravel()
-        for i in range(kh):
-            ylo, yhi = valid_range(pt, i, 1, h, ho)
-            for j in range(kw):
-                dst = cols[(li * kh + i) * kw + j]
-                xlo, xhi = valid_range(pl, j, 1, w, wo)
-                off = (i - pt) * w + (j - pl)
-                q0, q1 = max(ylo * wo, -off), min(yhi * wo, h * w - off)  # src stays in bounds
-                q1 = max(q0, q1)
-                for k in range(np.uint64(q0)):
-                    dst[k] = 0.0
-                head, first = dst[q0:], np.uint64(q0 + off)
-                for k in range(np.uint64(q1 - q0)):
-                    head[k] = src[first + k]
-                for k in range(np.uint64(q1), n):
-                    dst[k] = 0.0
-                if xlo > 0 or xhi < wo:
-                    for oy in range(ylo, yhi):
-                        b = oy * wo
-                        for ox in range(xlo):
-                            dst[b + ox] = 0.0
-                        for ox in range(xhi, wo):
-                            dst[b + ox] = 0.0
+from .blas import AVAILABLE as BLAS_IN_NUMBA
+from .conv_gemm import gemm_conv
+from .conv_steps import (add_bias, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
+                         indices_of, scatter_rows)
 
 
 @njit(cache=True, boundscheck=False)
@@ -114,89 +48,6 @@ def conv_direct(x, wt, b, live, active, sh, sw, pt, pl, dh, dw, groups, out):
                                     out[s, oc, oy, ox] += wv * x[s, ic, iy, ix]
 
 
-@njit(cache=True, boundscheck=False)
-def gather_weights(w2, kk, act_idx, live_idx, out):
-    """out[i, l*kk + k] = w2[act_idx[i], live_idx[l]*kk + k]: the GEMM's left operand.
-    Unsigned offsets and flat rows keep the copies free of wrap checks."""
-    ukk = np.uint64(kk)
-    for i in range(act_idx.shape[0]):
-        src = w2[act_idx[i]]
-        dst = out[i]
-        for li in range(live_idx.shape[0]):
-            s0, d0 = np.uint64(live_idx[li]) * ukk, np.uint64(li) * ukk
-            for k in range(ukk):
-                dst[d0 + k] = src[s0 + k]
-
-
-@njit(cache=True, boundscheck=False)
-def gather_rows(w2_t, kk, live_idx, out):
-    """out[l*kk + k] = w2_t[live_idx[l]*kk + k]: the live channels' rows of the transposed
-    weights (C_in * kk, C_out), whole contiguous rows, copied by an explicit loop (row
-    assignment went through Numba's generic setitem: 0.085 vs 0.05 ms for conv10's 256 live rows)."""
-    n = np.uint64(w2_t.shape[1])
-    for li in range(live_idx.shape[0]):
-        for k in range(kk):
-            src, dst = w2_t[live_idx[li] * kk + k], out[li * kk + k]
-            for j in range(n):
-                dst[j] = src[j]
-
-
-@njit(cache=True, boundscheck=False)
-def gather_channels(x2, live_idx, out):
-    """out[l] = x2[live_idx[l]] for x2 of shape (C, H*W): a 1x1 convolution's right operand."""
-    hw = np.uint64(x2.shape[1])
-    for li in range(live_idx.shape[0]):
-        src, dst = x2[live_idx[li]], out[li]
-        for k in range(hw):
-            dst[k] = src[k]
-
-
-@njit(cache=True, boundscheck=False)
-def indices_of(mask, buf):
-    """Write the ascending indices of mask's True entries into buf; return their count
-    (np.flatnonzero without its allocation and call overhead: about 1 us a call)."""
-    k = 0
-    for i in range(mask.shape[0]):
-        if mask[i]:
-            buf[k] = i
-            k += 1
-    return k
-
-
-@njit(cache=True, boundscheck=False)
-def scatter_rows(y, act_idx, bias, relu, out, zero):
-    """out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked), every other row 0: an
-    inactive channel ends as exact zeros, without its bias. act_idx is ascending. Rows
-    with zero[c] set are known to hold zeros already (a reused buffer) and are not written."""
-    i = 0
-    for c in range(out.shape[0]):
-        dst = out[c]
-        if i < act_idx.shape[0] and act_idx[i] == c:
-            src, b = y[i], bias[c]
-            if relu:
-                for k in range(src.shape[0]):
-                    dst[k] = max(src[k] + b, 0.0)
-            else:
-                for k in range(src.shape[0]):
-                    dst[k] = src[k] + b
-            i += 1
-        elif not zero[c]:
-            for k in range(dst.shape[0]):
-                dst[k] = 0.0
-
-
-@njit(cache=True, boundscheck=False)
-def add_bias(out, bias, relu):
-    for c in range(out.shape[0]):
-        b = bias[c]
-        row = out[c]
-        if relu:
-            for k in range(row.shape[0]):
-                row[k] = max(row[k] + b, 0.0)
-        else:
-            for k in range(row.shape[0]):
-                row[k] += b
-
 
 class ConvKernel(CpuKernel):
     """Weights are packed once; per call, each sample's active rows and live columns are
@@ -209,7 +60,13 @@ class ConvKernel(CpuKernel):
     Outputs the caller never sees are kept across calls (the plan sets `reuse_output` on
     the conv, or on the concat it writes into), and then `track_zero_rows` keeps which
     output rows the last call left as zeros, so that an inactive channel that was inactive
-    last time is not zeroed again."""
+    last time is not zeroed again.
+
+    groups == 1 convs run the whole batch as one compiled call that calls sgemm from Numba
+    (`blas_in_numba`, where NumPy's OpenBLAS allows it, blas.py); otherwise, and for
+    buffers that are not C-contiguous, the same steps run as Python calls around np.matmul."""
+
+    blas_in_numba = BLAS_IN_NUMBA
 
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
@@ -238,6 +95,7 @@ class ConvKernel(CpuKernel):
             self.cols_buf = np.empty((cg * kh * kw, hw), np.float32)
             self.w_buf = np.empty(co * cg * kh * kw, np.float32)
             self.y_buf = np.empty(co * hw, np.float32)
+            self.gemm_geometry = np.array([kh, kw, *self.geometry, *out_shape[1:]], np.int64)
 
     def run(self, xs, ctx, out=None):
         return Act(self.convolve(xs[0], None, out), None)
@@ -264,6 +122,8 @@ class ConvKernel(CpuKernel):
             conv_direct(x.data, self.weight, self.epilogue_bias, live, act, *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
+        elif self.blas_in_numba and buffer.flags.c_contiguous and x.data.flags.c_contiguous:
+            self._gemm_conv(x, active, buffer, out, zero)
         else:
             for s in range(n):
                 live_idx = self.all_in if x.live is None else self.live_buf[:indices_of(x.live[s], self.live_buf)]
@@ -273,6 +133,21 @@ class ConvKernel(CpuKernel):
             self._zero_rows = np.zeros((n, self.out_shape[0]), np.bool_) if active is None else ~active
             self._zero_rows_of = buffer
         return out
+
+    def _gemm_conv(self, x, active, buffer, out, zero):
+        """The whole batch in one compiled call (conv_gemm.py); out is `buffer` or a channel
+        slice of it, which gemm_conv finds from their addresses."""
+        n, c_in = x.data.shape[:2]
+        co = self.out_shape[0]
+        if x.live is not None and self.w2_t is None:
+            self.w2_t = np.ascontiguousarray(self.w2.T)
+        gemm_conv(x.data, self.ones(n, c_in) if x.live is None else x.live,
+                  self.ones(n, co) if active is None else active, self.w2,
+                  self.w2 if self.w2_t is None else self.w2_t,  # w2_t is read only where x.live is set
+                  self.epilogue_bias, self.fused_relu, self.epilogue_bias is self.bias, self.gemm_geometry,
+                  self.shifted, self.pointwise,
+                  config.POINTWISE_GATHER_RATIO, self.live_buf, self.act_buf, self.cols_buf, self.w_buf,
+                  self.y_buf, buffer, out, self.zeros(n, co) if zero is None else zero)
 
     def _gemm_sample(self, x, live_idx, act_idx, out, zero):
         co, ho, wo = self.out_shape

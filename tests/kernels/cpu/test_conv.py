@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from pyprune.ops.conv import conv2d_reference, gate_cut, gate_reference
 from pyprune.kernels.cpu.conv import conv_direct, im2col, im2col_shifted
 
-from ...helpers import ON_CPU, PATTERNS, assert_matches, live_act, make_kernel, mask
+from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, PATTERNS, assert_matches, live_act, make_kernel, mask
 
 
 @st.composite
@@ -63,6 +63,7 @@ def check_conv2d(case, on):
 @given(conv_cases())
 def test_conv2d_matches_reference(case):
     check_conv2d(case, ON_CPU)
+    check_conv2d(case, ON_CPU_PYTHON_GEMM)
 
 
 @settings(max_examples=100, deadline=None)
@@ -170,6 +171,7 @@ def check_gated_conv2d(case, on):
 @given(gated_cases())
 def test_gated_conv2d_is_masked_dense_conv(case):
     check_gated_conv2d(case, ON_CPU)
+    check_gated_conv2d(case, ON_CPU_PYTHON_GEMM)
 
 
 def check_threshold_override(on):
