@@ -42,28 +42,23 @@ def sgemm(typingctx, trans_a, m, n, k, a, lda, b, ldb, c, ldc):
     sig = types.void(trans_a, m, n, k, a, lda, b, ldb, c, ldc)
 
     def codegen(context, builder, signature, args):
-        ta, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
         i32, i64, f32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
         vp = ir.IntType(8).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, f32, vp, i64,
                                                vp, i64, f32, vp, i64])
         fn = cgutils.get_or_insert_function(builder.module, fnty, SYMBOL)
+        ta, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = zip(args, signature.args)
 
-        def as_i64(value, ty):
-            value = context.cast(builder, value, ty, types.int64)
-            return value
+        def as_int(arg):
+            return context.cast(builder, *arg, types.int64)
 
-        def data(value, ty):
-            return builder.bitcast(context.make_array(ty)(context, builder, value).data, vp)
+        def data(arg):
+            return builder.bitcast(context.make_array(arg[1])(context, builder, arg[0]).data, vp)
 
-        sig_args = signature.args
-        trans = builder.select(context.cast(builder, ta, sig_args[0], types.boolean),
-                               i32(_TRANS), i32(_NO_TRANS))
-        builder.call(fn, [i32(_ROW_MAJOR), trans, i32(_NO_TRANS),
-                          as_i64(m_, sig_args[1]), as_i64(n_, sig_args[2]), as_i64(k_, sig_args[3]),
-                          f32(1.0), data(a_, sig_args[4]), as_i64(lda_, sig_args[5]),
-                          data(b_, sig_args[6]), as_i64(ldb_, sig_args[7]),
-                          f32(0.0), data(c_, sig_args[8]), as_i64(ldc_, sig_args[9])])
+        trans = builder.select(context.cast(builder, *ta, types.boolean), i32(_TRANS), i32(_NO_TRANS))
+        builder.call(fn, [i32(_ROW_MAJOR), trans, i32(_NO_TRANS), as_int(m_), as_int(n_), as_int(k_),
+                          f32(1.0), data(a_), as_int(lda_), data(b_), as_int(ldb_),
+                          f32(0.0), data(c_), as_int(ldc_)])
         return context.get_dummy_value()
 
     return sig, codegen

@@ -1,5 +1,6 @@
 """CPU convolution: im2col over live input channels + one BLAS GEMM over active kernels
-(groups == 1), and a direct loop kernel for grouped / depthwise convolutions.
+(groups == 1; the steps are in conv_steps.py, run as one compiled call by conv_gemm.py),
+and a direct loop kernel for grouped / depthwise convolutions.
 
 Both read only the live input channels of each sample and compute only its active output
 channels; an inactive channel is written as exact 0.0 (its bias is not added).
