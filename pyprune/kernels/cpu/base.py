@@ -26,7 +26,7 @@ class CpuKernel:
     def __init__(self, node, a, in_shapes, out_shape):
         self.name, self.attrs = node.name, a
         self.in_shapes, self.out_shape = in_shapes, out_shape
-        self._ones = {}
+        self._masks = {}  # (n, c, value) -> a constant bool mask
 
     def output_array(self, n):
         """An (N, *out_shape) float32 array for this call's output."""
@@ -44,16 +44,16 @@ class CpuKernel:
         """(executed MACs per sample, dense MACs per sample); ops without MACs return zeros."""
         return np.zeros(xs[0].data.shape[0], np.int64), 0
 
-    def zeros(self, n, c):
-        """An all-false (n, c) mask, made once per shape."""
-        mask = self._ones.get((n, c, False))
-        if mask is None:
-            mask = self._ones[(n, c, False)] = np.zeros((n, c), np.bool_)
-        return mask
-
     def ones(self, n, c):
         """An all-true (n, c) mask, made once per shape: kernels take masks, not None."""
-        mask = self._ones.get((n, c))
+        return self._constant_mask(n, c, True)
+
+    def zeros(self, n, c):
+        """An all-false (n, c) mask, made once per shape."""
+        return self._constant_mask(n, c, False)
+
+    def _constant_mask(self, n, c, value):
+        mask = self._masks.get((n, c, value))
         if mask is None:
-            mask = self._ones[(n, c)] = np.ones((n, c), np.bool_)
+            mask = self._masks[(n, c, value)] = np.full((n, c), value, np.bool_)
         return mask
