@@ -12,10 +12,14 @@ The fusions save whole passes over memory:
 
 And CPU gated convs, and concat buffers they write into, whose memory never reaches the
 caller keep their output buffer across calls; a gated conv then zeroes only the inactive
-rows that were active last call instead of every inactive row.
+rows that were active last call instead of every inactive row. All CPU convs of a session
+share one set of work buffers (im2col columns, gathered weights, GEMM output), which then
+stays in cache from one layer to the next.
 """
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from .devices import CPU
 from .passes import CONV_OPS
@@ -105,6 +109,7 @@ def build_plan(model, info, device=CPU):
             kernels[node.name].fused_relu = True
     _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into)
     _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled)
+    _shared_workspace(kernels, placement)
     steps = _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled)
     for relu in (n for n in info.order if n.op == "Relu" and n.outputs[0] in alias):
         placement[relu.name] = placement[producer[alias[relu.outputs[0]]].name]
@@ -152,6 +157,18 @@ def _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, in
                 kernels[node.name].reuse_output = True
                 for w in writers:
                     kernels[w.name].track_zero_rows = w.op == "GatedConv2d"
+
+
+def _shared_workspace(kernels, placement):
+    """One set of work buffers for all CPU convs of the session (ConvKernel.use_workspace),
+    as large as the largest conv needs."""
+    convs = [k for name, k in kernels.items()
+             if placement[name] is CPU and hasattr(k, "use_workspace") and k.groups == 1]
+    if convs:
+        sizes = [max(sizes) for sizes in zip(*(k.workspace_sizes() for k in convs))]
+        shared = [np.empty(size, np.float32) for size in sizes]
+        for k in convs:
+            k.use_workspace(*shared)
 
 
 def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled):

@@ -233,6 +233,24 @@ def test_reused_buffers_give_each_call_its_own_answer(conv_path):
         check_against_reference(model, batch, threshold, sess)
 
 
+def test_cpu_convs_share_one_workspace(conv_path):
+    """Every CPU conv of a session works in the same buffers (plan._shared_workspace), two
+    sessions of one model do not, and both still match the reference on a batch whose
+    samples take different paths."""
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    x = images(model, 4, seed=11)
+    models.calibrate_gates(model, x, 0.5)
+    first, second = pyprune.Session(model), pyprune.Session(model)
+    convs = [s.kernel for s in first._steps if s.node.op in ("Conv2d", "GatedConv2d")]
+    assert len(convs) == 26
+    for buf in ("cols_buf", "w_buf", "y_buf"):
+        assert all(np.shares_memory(getattr(k, buf), getattr(convs[0], buf)) for k in convs), buf
+        other = next(s.kernel for s in second._steps if s.node.op == "Conv2d")
+        assert not np.shares_memory(getattr(other, buf), getattr(convs[0], buf)), buf
+    for sess in (first, second):
+        check_against_reference(model, x, None, sess)
+
+
 @pytest.mark.parametrize("tail", ["Dropout", "Flatten"])
 def test_outputs_reached_through_views_are_not_reused(tail):
     """A conv whose output reaches the caller through Dropout or Flatten (which return

