@@ -2,14 +2,18 @@
 with the switch turned off on every conv kernel, alternated round by round (so both meet
 the same load on this shared machine) over a stream of 8 different images.
 
-    python bench/ab_flag.py shifted [--rounds 60] [--threads 1]
+    python bench/ab_flag.py shifted [--rounds 60] [--threads 1] [--block 1]
     python bench/ab_flag.py track_zero_rows
     python bench/ab_flag.py blas_in_numba
+    python bench/ab_flag.py shared_workspace --rounds 16 --block 15
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
-(gated convs zeroing only the rows the previous call wrote) and `blas_in_numba` (a conv
-as one compiled call with sgemm from Numba, against the Python path around np.matmul). Prints the median ms per
-image with the switch off and on, and on / off.
+(gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
+one compiled call with sgemm from Numba, against the Python path around np.matmul) and
+`shared_workspace` (one set of work buffers for all convs of a session, against one per
+conv). --block runs each session that many images in a row before switching: a switch
+about what stays in cache between calls needs the other session out of the way. Prints
+the median ms per image with the switch off and on, and on / off.
 """
 
 import argparse
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyprune  # noqa: E402
 from pyprune import models  # noqa: E402
 
-SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba")
+SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -43,7 +47,10 @@ def session(model, switch, on):
     sess = pyprune.Session(model)
     if not on:
         for step in sess._steps:
-            if hasattr(step.kernel, switch):
+            if switch == "shared_workspace":
+                if hasattr(step.kernel, "use_workspace") and step.kernel.groups == 1:
+                    step.kernel.use_workspace(*(np.empty(n, np.float32) for n in step.kernel.workspace_sizes()))
+            elif hasattr(step.kernel, switch):
                 setattr(step.kernel, switch, False)
     return sess
 
@@ -53,9 +60,11 @@ def main(argv=None):
     parser.add_argument("switch", choices=SWITCHES)
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--block", type=int, default=1)
     args = parser.parse_args(argv)
     pyprune.set_num_threads(args.threads)
-    print(f"{args.switch}, {args.threads} thread(s), {args.rounds} rounds; median ms per image\n")
+    print(f"{args.switch}, {args.threads} thread(s), {args.rounds} rounds of {args.block} image(s) per "
+          "session; median ms per image\n")
     print("| net | off | on | on / off |\n|---|---:|---:|---:|")
     for name, model, images in nets():
         sessions = {on: session(model, args.switch, on) for on in (False, True)}
@@ -63,11 +72,12 @@ def main(argv=None):
         for s in sessions.values():
             s.run(images[:1])
         for r in range(args.rounds):
-            x = images[r % len(images):r % len(images) + 1]
+            block = [images[(r * args.block + i) % len(images)][None] for i in range(args.block)]
             for on in ((False, True) if r % 2 else (True, False)):
-                start = time.perf_counter()
-                sessions[on].run(x)
-                times[on].append(time.perf_counter() - start)
+                for x in block:
+                    start = time.perf_counter()
+                    sessions[on].run(x)
+                    times[on].append(time.perf_counter() - start)
         off, on = (1e3 * float(np.median(times[k])) for k in (False, True))
         print(f"| {name} | {off:.3f} | {on:.3f} | {on / off:.2f} |")
 

@@ -19,4 +19,15 @@ def test_switches_exist_on_conv_kernels():
     import pyprune
     sess = pyprune.Session(models.squeezenet1_1(gated=True, image_size=32, num_classes=4))
     kernels = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"]
-    assert all(hasattr(k, sw) for k in kernels for sw in ab_flag.SWITCHES)
+    flags = [sw for sw in ab_flag.SWITCHES if sw != "shared_workspace"]
+    assert all(hasattr(k, sw) for k in kernels for sw in flags)
+
+
+def test_shared_workspace_off_gives_each_conv_its_own_buffers():
+    import numpy as np
+    from pyprune import models
+    model = models.squeezenet1_1(gated=True, image_size=32, num_classes=4)
+    for on in (False, True):
+        sess = ab_flag.session(model, "shared_workspace", on)
+        a, b = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"][:2]
+        assert np.shares_memory(a.cols_buf, b.cols_buf) == on
