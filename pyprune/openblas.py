@@ -28,11 +28,18 @@ def _load(path):
         return None
 
 
-def first_symbol(names):
-    """(name, address) of the first of `names` that an OpenBLAS exports, else None."""
+def functions(names):
+    """For each OpenBLAS mapped now, the first of `names` it exports, as (name, ctypes function)."""
     for lib in libraries():
         for name in names:
             fn = getattr(lib, name, None)
             if fn is not None:
-                return name, ctypes.cast(fn, ctypes.c_void_p).value
+                yield name, fn
+                break
+
+
+def first_symbol(names):
+    """(name, address) of the first of `names` that an OpenBLAS exports, else None."""
+    for name, fn in functions(names):
+        return name, ctypes.cast(fn, ctypes.c_void_p).value
     return None

@@ -20,14 +20,7 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads
 
 
 def _call(names, *args):
-    results = []
-    for lib in openblas.libraries():
-        for name in names:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                results.append(fn(*args))
-                break
-    return results
+    return [fn(*args) for _, fn in openblas.functions(names)]
 
 
 def set_num_threads(n=None):

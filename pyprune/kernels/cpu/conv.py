@@ -90,7 +90,6 @@ class ConvKernel(CpuKernel):
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
         self.track_zero_rows = False
         self._zero_rows, self._zero_rows_of = None, None  # (N, C_out) rows known 0.0, in which buffer
-        self.no_zero_rows = np.zeros(co, np.bool_)
         if self.groups == 1:
             self.use_workspace(*(np.empty(size, np.float32) for size in self.workspace_sizes()))
             self.gemm_geometry = np.array([kh, kw, *self.geometry, *out_shape[1:]], np.int64)
@@ -128,7 +127,7 @@ class ConvKernel(CpuKernel):
         if out is None:
             out = self.output_array(n)
         buffer = out if out.base is None else out.base
-        zero = None
+        zero = self.zeros(n, self.out_shape[0])  # output rows known to hold zeros already
         if self.track_zero_rows and self._zero_rows_of is buffer and len(self._zero_rows) == n:
             zero = self._zero_rows
         if self.groups != 1:
@@ -143,9 +142,9 @@ class ConvKernel(CpuKernel):
             for s in range(n):
                 live_idx = self.all_in if x.live is None else self.live_buf[:indices_of(x.live[s], self.live_buf)]
                 act_idx = self.all_out if active is None else self.act_buf[:indices_of(active[s], self.act_buf)]
-                self._gemm_sample(x.data[s], live_idx, act_idx, out[s], self.no_zero_rows if zero is None else zero[s])
+                self._gemm_sample(x.data[s], live_idx, act_idx, out[s], zero[s])
         if self.track_zero_rows:
-            self._zero_rows = np.zeros((n, self.out_shape[0]), np.bool_) if active is None else ~active
+            self._zero_rows = self.zeros(n, self.out_shape[0]) if active is None else ~active
             self._zero_rows_of = buffer
         return out
 
@@ -162,7 +161,7 @@ class ConvKernel(CpuKernel):
                   self.epilogue_bias, self.fused_relu, self.epilogue_bias is self.bias, self.gemm_geometry,
                   self.shifted, self.pointwise,
                   config.POINTWISE_GATHER_RATIO, self.live_buf, self.act_buf, self.cols_buf, self.w_buf,
-                  self.y_buf, buffer, out, self.zeros(n, co) if zero is None else zero)
+                  self.y_buf, buffer, out, zero)
 
     def _gemm_sample(self, x, live_idx, act_idx, out, zero):
         co, ho, wo = self.out_shape
