@@ -13,9 +13,8 @@ from ... import config
 from ..macs import conv_macs
 from .base import Act, CpuKernel
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import gemm_conv
-from .conv_steps import (add_bias, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
-                         indices_of, scatter_rows)
+from .conv_gemm import EMPTY, FULL, TRANSPOSED, gemm_conv, prepare_sample
+from .conv_steps import add_bias, scatter_rows
 
 
 @njit(cache=True, boundscheck=False)
@@ -78,14 +77,11 @@ class ConvKernel(CpuKernel):
         self.geometry = (*a["stride"], a["padding"][0], a["padding"][1], *a["dilation"])
         self.pointwise = (kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0)
         self.shifted = a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2]
-        # (C_out, C_in, kh*kw): rows of active kernels x columns of live channels are
-        # gathered from here, in the same order im2col writes its rows.
-        self.w3 = self.weight.reshape(co, cg, kh * kw)
+        # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
+        # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
         self.w2_t = None  # (C_in * kh * kw, C_out), made on first need (gather_rows)
-        self.all_in = np.arange(in_shapes[0][0])
-        self.all_out = np.arange(co)
-        self.live_buf, self.act_buf = np.empty_like(self.all_in), np.empty_like(self.all_out)
+        self.live_buf, self.act_buf = np.empty(in_shapes[0][0], np.int64), np.empty(co, np.int64)
         self.fused_relu = False
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
         self.track_zero_rows = False
@@ -108,7 +104,7 @@ class ConvKernel(CpuKernel):
         where a private one per conv is cold every time (`python bench/ab_flag.py
         shared_workspace --rounds 16 --block 15`: 0.93-0.97x gated, 0.97-0.98x dense)."""
         n_cols, n_w, n_y = self.workspace_sizes()
-        self.cols_buf = cols[:n_cols].reshape(self.weight.shape[1] * self.w3.shape[2], -1)
+        self.cols_buf = cols[:n_cols].reshape(self.w2.shape[1], -1)
         self.w_buf, self.y_buf = w[:n_w], y[:n_y]
 
     def run(self, xs, ctx, out=None):
@@ -139,82 +135,59 @@ class ConvKernel(CpuKernel):
         elif self.blas_in_numba and buffer.flags.c_contiguous and x.data.flags.c_contiguous:
             self._gemm_conv(x, active, buffer, out, zero)
         else:
-            for s in range(n):
-                live_idx = self.all_in if x.live is None else self.live_buf[:indices_of(x.live[s], self.live_buf)]
-                act_idx = self.all_out if active is None else self.act_buf[:indices_of(active[s], self.act_buf)]
-                self._gemm_sample(x.data[s], live_idx, act_idx, out[s], zero[s])
+            self._python_gemm(x, active, out, zero)
         if self.track_zero_rows:
             self._zero_rows = self.zeros(n, self.out_shape[0]) if active is None else ~active
             self._zero_rows_of = buffer
         return out
 
+    def _live_and_active(self, x, active):
+        """(live, active) as arrays, all-true where None; w2_t made on the first live mask."""
+        n, c_in = x.data.shape[:2]
+        if x.live is not None and self.w2_t is None:
+            self.w2_t = np.ascontiguousarray(self.w2.T)
+        return (self.ones(n, c_in) if x.live is None else x.live,
+                self.ones(n, self.out_shape[0]) if active is None else active)
+
     def _gemm_conv(self, x, active, buffer, out, zero):
         """The whole batch in one compiled call (conv_gemm.py); out is `buffer` or a channel
         slice of it, which gemm_conv finds from their addresses."""
-        n, c_in = x.data.shape[:2]
-        co = self.out_shape[0]
-        if x.live is not None and self.w2_t is None:
-            self.w2_t = np.ascontiguousarray(self.w2.T)
-        gemm_conv(x.data, self.ones(n, c_in) if x.live is None else x.live,
-                  self.ones(n, co) if active is None else active, self.w2,
-                  self.w2 if self.w2_t is None else self.w2_t,  # w2_t is read only where x.live is set
-                  self.epilogue_bias, self.fused_relu, self.epilogue_bias is self.bias, self.gemm_geometry,
-                  self.shifted, self.pointwise,
+        live, act = self._live_and_active(x, active)
+        gemm_conv(x.data, live, act, self.w2, self._w2_t(), self.epilogue_bias, self.fused_relu,
+                  self.epilogue_bias is self.bias, self.gemm_geometry, self.shifted, self.pointwise,
                   config.POINTWISE_GATHER_RATIO, self.live_buf, self.act_buf, self.cols_buf, self.w_buf,
                   self.y_buf, buffer, out, zero)
 
-    def _gemm_sample(self, x, live_idx, act_idx, out, zero):
+    def _python_gemm(self, x, active, out, zero):
+        """The same steps as gemm_conv, with np.matmul between compiled calls: for where
+        NumPy's BLAS cannot be called from Numba, and for non-contiguous arrays."""
+        live, act = self._live_and_active(x, active)
         co, ho, wo = self.out_shape
         hw = ho * wo
-        na, nl = len(act_idx), len(live_idx)
-        full_out, full_in = na == co, nl == len(self.all_in)
-        flat = out.reshape(co, hw)
-        if na == 0 or nl == 0:  # nothing active, or only zeros in: out is 0, or the bias
+        cols_flat = self.cols_buf.reshape(-1)
+        for s in range(x.data.shape[0]):
+            flat = out[s].reshape(co, hw)
+            mode, na, k, cols = prepare_sample(
+                np.ascontiguousarray(x.data[s]), live[s], act[s], self.w2, self._w2_t(), self.gemm_geometry,
+                self.shifted, self.pointwise, config.POINTWISE_GATHER_RATIO, self.live_buf, self.act_buf,
+                cols_flat, self.w_buf)
+            if mode == FULL or mode == TRANSPOSED:
+                w = self.w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
+                np.matmul(w, cols, out=flat)
+                if self.epilogue_bias is self.bias:  # else the pool after adds bias and ReLU
+                    add_bias(flat, self.bias, self.fused_relu)
+                continue
             y = self.y_buf[:na * hw].reshape(na, hw)
-            y[...] = 0.0
-            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, zero)
-            return
-        kk = self.w3.shape[2]
-        if self.pointwise and not full_in and \
-                na * (len(self.all_in) - nl) <= config.POINTWISE_GATHER_RATIO * nl:
-            # Few kernels over many channels: multiplying the dead (all-zero) channels costs
-            # less than copying the live ones out (measured, config.POINTWISE_GATHER_RATIO).
-            live_idx, nl, full_in = self.all_in, len(self.all_in), True
-            full_out = na == co
-        if self.pointwise and full_in:
-            cols = x.reshape(x.shape[0], hw)
-        elif self.pointwise:
-            cols = self.cols_buf[:nl]
-            gather_channels(x.reshape(x.shape[0], hw), live_idx, cols)
-        else:
-            cols = self.cols_buf[:nl * kk]
-            kh, kw = self.weight.shape[2:]
-            if self.shifted:
-                im2col_shifted(x, live_idx, kh, kw, self.geometry[2], self.geometry[3], ho, wo, cols)
+            if mode == EMPTY:
+                y[...] = 0.0
             else:
-                im2col(x, live_idx, kh, kw, *self.geometry, ho, wo, cols)
-        if full_in and full_out:
-            w = self.w2
-        elif full_out:
-            # Every kernel, some input channels: copy whole rows of the transposed weights
-            # (contiguous, 3x faster than picking elements out of each kernel's row) and let
-            # BLAS read them transposed.
-            if self.w2_t is None:
-                self.w2_t = np.ascontiguousarray(self.w2.T)
-            wt = self.w_buf[:nl * kk * na].reshape(nl * kk, na)
-            gather_rows(self.w2_t, kk, live_idx, wt)
-            w = wt.T
-        else:
-            w = self.w_buf[:na * nl * kk].reshape(na, nl * kk)
-            gather_weights(self.w2, kk, act_idx, live_idx, w)
-        if full_out:
-            np.matmul(w, cols, out=flat)
-            if self.epilogue_bias is self.bias:  # else the pool after adds bias and ReLU
-                add_bias(flat, self.bias, self.fused_relu)
-        else:
-            y = self.y_buf[:na * hw].reshape(na, hw)
-            np.matmul(w, cols, out=y)
-            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, zero)
+                np.matmul(self.w_buf[:na * k].reshape(na, k), cols, out=y)
+            scatter_rows(y, self.act_buf[:na], self.epilogue_bias, self.fused_relu, flat, zero[s])
+
+    def _w2_t(self):
+        # prepare_sample reads w2_t only where an input channel is dead; _live_and_active
+        # makes it on the first live mask, and until then w2 stands in for the argument.
+        return self.w2 if self.w2_t is None else self.w2_t
 
     def macs(self, xs, y):
         """MACs per sample that the masks leave (active kernels x live inputs per group), and

@@ -5,7 +5,8 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from pyprune.ops.conv import conv2d_reference, gate_cut, gate_reference
-from pyprune.kernels.cpu.conv import conv_direct, im2col, im2col_shifted
+from pyprune.kernels.cpu.conv import conv_direct
+from pyprune.kernels.cpu.conv_steps import im2col, im2col_shifted
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, PATTERNS, assert_matches, live_act, make_kernel, mask
 
