@@ -32,8 +32,8 @@ from pyprune import models  # noqa: E402
 NETS = (("dense", None), ("gated 50%", 0.5), ("gated 25%", 0.25))
 
 
-def onnxruntime_dense(threads):
-    """ONNX Runtime running the dense model's export, or an error naming the extra."""
+def onnxruntime_run(model, threads):
+    """ONNX Runtime running `model`'s export, or an error naming the extra to install."""
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -44,21 +44,20 @@ def onnxruntime_dense(threads):
     options.inter_op_num_threads = 1
     if threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    proto = to_onnx(models.squeezenet1_1(gated=False, seed=0)).SerializeToString()
-    sess = ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(to_onnx(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})
 
 
-def engines(images):
-    """name -> run(x): ONNX Runtime dense, then pyprune's dense and gated sessions."""
-    runs = {}
+def engines(images, threads):
+    """name -> run(x): ONNX Runtime on the dense model, then pyprune's dense and gated
+    sessions, all with the same weights (seed 0)."""
+    nets = {}
     for name, p in NETS:
         model = models.squeezenet1_1(gated=p is not None, seed=0)
-        if p is not None:
-            model = models.calibrate_gates(model, images, p)
-        runs[f"pyprune {name}"] = pyprune.Session(model).run
-    return runs
+        nets[name] = model if p is None else models.calibrate_gates(model, images, p)
+    return {"onnxruntime dense": onnxruntime_run(nets["dense"], threads),
+            **{f"pyprune {name}": pyprune.Session(model).run for name, model in nets.items()}}
 
 
 def block_ms(run, images, start, count):
@@ -82,7 +81,7 @@ def main(argv=None):
         parser.error("--rounds and --block must be at least 1")
     pyprune.set_num_threads(args.threads)
     images = models.synthetic_images(8, seed=0)
-    runs = {"onnxruntime dense": onnxruntime_dense(args.threads), **engines(images)}
+    runs = engines(images, args.threads)
     for run in runs.values():  # compile, and allocate the sessions' buffers
         run(images[:1])
     per_round = {name: [] for name in runs}
