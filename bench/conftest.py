@@ -7,6 +7,8 @@ import pytest
 import pyprune
 from pyprune import models
 
+from . import peers
+
 
 @pytest.fixture(scope="session")
 def images():
@@ -24,12 +26,8 @@ def squeezenets(images):
 
 
 def onnxruntime_session(model, threads):
-    ort = pytest.importorskip("onnxruntime", reason="peer ONNX Runtime not installed: pip install onnxruntime onnx")
-    from pyprune.converters.onnx_export import to_onnx
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(to_onnx(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    pytest.importorskip("onnxruntime", reason="peer ONNX Runtime not installed: pip install onnxruntime onnx")
+    return peers.onnxruntime_session(model, threads)
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

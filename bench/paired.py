@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyprune  # noqa: E402
+from bench.peers import onnxruntime_session  # noqa: E402
 from pyprune import models  # noqa: E402
 
 NETS = (("dense", None), ("gated 50%", 0.5), ("gated 25%", 0.25))
@@ -35,16 +36,9 @@ NETS = (("dense", None), ("gated 50%", 0.5), ("gated 25%", 0.25))
 def onnxruntime_run(model, threads):
     """ONNX Runtime running `model`'s export, or an error naming the extra to install."""
     try:
-        import onnxruntime as ort
+        sess = onnxruntime_session(model, threads, spinning=threads == 1)
     except ImportError as e:
         raise SystemExit("bench/paired.py needs ONNX Runtime: pip install -e '.[onnx]'") from e
-    from pyprune.converters.onnx_export import to_onnx
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if threads > 1:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(to_onnx(model).SerializeToString(), options, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})
 
