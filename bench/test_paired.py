@@ -17,3 +17,11 @@ def test_paired_prints_a_row_per_engine(capsys):
 def test_paired_rejects_empty_rounds():
     with pytest.raises(SystemExit):
         paired.main(["--rounds", "0"])
+
+
+def test_paired_names_the_extra_when_onnxruntime_is_missing(monkeypatch):
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'onnxruntime'")
+    monkeypatch.setattr(paired, "onnxruntime_session", missing)
+    with pytest.raises(SystemExit, match=r"needs ONNX Runtime: pip install -e '\.\[onnx\]'"):
+        paired.onnxruntime_run(None, 1)
