@@ -1,6 +1,10 @@
 """Sessions on devices other than the CPU: placement, fallback to the CPU for declined nodes,
 explicit copies, and whole networks on the CUDA device (the simulator in CI) against the CPU."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -97,6 +101,25 @@ def test_cuda_without_numba_cuda_says_which_extra_to_install(monkeypatch):
     monkeypatch.setattr(cuda.importlib.util, "find_spec", lambda name: None)
     ok, why = cuda.cuda_usable()
     assert not ok and "pip install 'pyprune[cuda]'" in why
+
+
+def test_cuda_with_a_numpy_numba_cuda_cannot_compile_for_says_which_numpy_to_install():
+    # On a GPU machine with NumPy 2.5, numba-cuda 0.30.4 failed inside the first kernel launch.
+    # A fresh process: the compiler's NumPy support must not have been loaded yet.
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed: pip install -e '.[cuda]'")
+    script = """
+import numpy
+del numpy.row_stack          # as NumPy 2.5 did
+numpy.__version__ = "2.5.2"
+from numba import cuda
+cuda.is_available = lambda: True  # no GPU needed: the failure comes before any launch
+from pyprune.devices.cuda import cuda_usable
+print(cuda_usable())
+"""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "(False, " in done.stdout and "NumPy 2.5.2" in done.stdout and "numpy<2.5" in done.stdout
 
 
 

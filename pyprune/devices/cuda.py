@@ -6,6 +6,8 @@ With NUMBA_ENABLE_CUDASIM=1 numba.cuda simulates a GPU on the CPU, which is how 
 suite runs these kernels on machines without one (slowly: keep shapes small).
 """
 
+import importlib
+import importlib.metadata
 import importlib.util
 
 import numpy as np
@@ -34,13 +36,32 @@ def cuda_usable():
     except DeviceError as exc:
         return False, str(exc)
     try:
-        if cuda.is_available():
-            return True, ""
+        available = cuda.is_available()
     except Exception as exc:
         return False, f"numba.cuda cannot reach a GPU ({type(exc).__name__}: {exc})"
-    return False, ("numba.cuda finds no usable NVIDIA GPU or driver on this machine; run on the "
-                   "CPU (device='cpu'), or set NUMBA_ENABLE_CUDASIM=1 for Numba's CUDA simulator "
-                   "(slow, for tests)")
+    if not available:
+        return False, ("numba.cuda finds no usable NVIDIA GPU or driver on this machine; run on the "
+                       "CPU (device='cpu'), or set NUMBA_ENABLE_CUDASIM=1 for Numba's CUDA simulator "
+                       "(slow, for tests)")
+    from numba import config as numba_config
+    return (True, "") if numba_config.ENABLE_CUDASIM else _compiler_loads()  # the simulator compiles nothing
+
+
+def _compiler_loads():
+    """numba-cuda loads its NumPy support only when it compiles the first kernel, so a NumPy it
+    cannot work with would fail deep inside the first launch. Load it now instead. Seen on an
+    H100 machine: numba-cuda 0.30.4 (the newest) with NumPy 2.5, which removed np.row_stack."""
+    try:
+        importlib.import_module("numba.cuda.cudaimpl")
+    except Exception as exc:
+        fix = "pip install 'numpy<2.5'" if _numpy_version() >= (2, 5) else "pip install -U numba-cuda"
+        return False, (f"numba-cuda {importlib.metadata.version('numba-cuda')} cannot compile kernels "
+                       f"with NumPy {np.__version__} ({type(exc).__name__}: {exc}); {fix}")
+    return True, ""
+
+
+def _numpy_version():
+    return tuple(int(part) for part in np.__version__.split(".")[:2])
 
 
 class CudaDevice(Device):
