@@ -88,7 +88,7 @@ class Session:
                 buf = buffers.get(concat)
                 if buf is None:
                     buf = buffers[concat] = self._concat_kernels[concat].output_buffer(xs[0].data.shape[0])
-                y = step.kernel.run(xs, ctx, out=buf[:, first:first + step.kernel.out_shape[0]])
+                y = step.kernel.run(xs, ctx, out=step.device.channel_window(buf, first, step.kernel.out_shape[0]))
             elif step.assemble:
                 y = step.kernel.assemble(xs, buffers.pop(step.output))
             else:

@@ -35,6 +35,11 @@ class Device:
     def synchronize(self):
         """Wait until every kernel launched on this device has finished."""
 
+    def channel_window(self, buffer, first, count):
+        """Channels [first, first + count) of an (N, C, ...) buffer of this device, for a conv
+        to write its output into (a concat buffer); a view by default."""
+        return buffer[:, first:first + count]
+
     def upload(self, act):
         live = None if act.live is None else self.to_device(act.live)
         return Act(self.to_device(act.data), live)

@@ -106,6 +106,10 @@ class CudaDevice(Device):
     def synchronize(self):
         self.stream.synchronize()
 
+    def channel_window(self, buffer, first, count):
+        from ..kernels.cuda.base import ChannelWindow
+        return ChannelWindow(buffer, first, count)
+
     def ones(self, n, c):
         """An all-true (n, c) mask in GPU memory, made once per shape."""
         mask = self._ones.get((n, c))

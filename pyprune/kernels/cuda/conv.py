@@ -9,6 +9,10 @@ a block whose channels are all inactive only writes zeros, so the work done foll
 active count rounded up to K, not the dense count.
 
 Grouped and depthwise convs (`conv_grouped`): one thread per output element.
+
+Both write output channel c to out[:, c0 + c]: `out` is the whole buffer, so that a conv
+writing into a concat takes the concat buffer and its first channel (a ChannelWindow)
+rather than a slice of it (see ChannelWindow for why).
 """
 
 import numpy as np
@@ -16,18 +20,18 @@ from numba import cuda
 
 from ... import config
 from ..macs import conv_macs
-from .base import B2, F1, F4, I1, I2, Act, CudaKernel, blocks_for, threads_for
+from .base import B2, F1, F4, I1, I2, Act, ChannelWindow, CudaKernel, blocks_for, threads_for
 
 K = config.CUDA_CONV_CHANNELS
 
 
 @cuda.jit(cache=True)
-def conv_tile(x, w, b, live, order, n_act, sh, sw, pt, pl, dh, dw, relu, out):
+def conv_tile(x, w, b, live, order, n_act, sh, sw, pt, pl, dh, dw, relu, out, c0):
     """Grid (pixel blocks, ceil(C_out / K), N); see the module docstring."""
     s = cuda.blockIdx.z
     first = cuda.blockIdx.y * K
     p = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    c_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    c_out, ho, wo = w.shape[0], out.shape[2], out.shape[3]
     if p >= ho * wo:
         return
     oy, ox = p // wo, p % wo
@@ -35,7 +39,7 @@ def conv_tile(x, w, b, live, order, n_act, sh, sw, pt, pl, dh, dw, relu, out):
     count = min(K, c_out - first)
     if first >= na:
         for k in range(count):
-            out[s, order[s, first + k], oy, ox] = 0.0
+            out[s, c0 + order[s, first + k], oy, ox] = 0.0
         return
     acc = cuda.local.array(K, np.float32)
     chan = cuda.local.array(K, np.int32)
@@ -64,16 +68,16 @@ def conv_tile(x, w, b, live, order, n_act, sh, sw, pt, pl, dh, dw, relu, out):
             v = acc[k]
             if relu:
                 v = max(v, np.float32(0.0))
-            out[s, chan[k], oy, ox] = v
+            out[s, c0 + chan[k], oy, ox] = v
         else:
-            out[s, order[s, first + k], oy, ox] = 0.0
+            out[s, c0 + order[s, first + k], oy, ox] = 0.0
 
 
 @cuda.jit(cache=True)
-def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, out):
+def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, out, c0):
     """One thread per output element, for any groups."""
     i = cuda.grid(1)
-    n, co, ho, wo = out.shape
+    n, co, ho, wo = out.shape[0], w.shape[0], out.shape[2], out.shape[3]
     if i >= n * co * ho * wo:
         return
     ox = i % wo
@@ -81,7 +85,7 @@ def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, ou
     oc = (i // (wo * ho)) % co
     s = i // (wo * ho * co)
     if not active[s, oc]:
-        out[s, oc, oy, ox] = 0.0
+        out[s, c0 + oc, oy, ox] = 0.0
         return
     cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     h, wd = x.shape[2], x.shape[3]
@@ -101,7 +105,7 @@ def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, ou
                     acc += w[oc, ci, ki, kj] * x[s, ic, iy, ix]
     if relu:
         acc = max(acc, np.float32(0.0))
-    out[s, oc, oy, ox] = acc
+    out[s, c0 + oc, oy, ox] = acc
 
 @cuda.jit(cache=True)
 def compact(mask, order, n_act):
@@ -123,15 +127,15 @@ def compact(mask, order, n_act):
 
 _GEOMETRY = "int64, int64, int64, int64, int64, int64"
 PTX_SIGNATURES = [
-    (conv_tile, f"void({F4}, {F4}, {F1}, {B2}, {I2}, {I1}, {_GEOMETRY}, boolean, {F4})"),
-    (conv_grouped, f"void({F4}, {F4}, {F1}, {B2}, {B2}, {_GEOMETRY}, int64, boolean, {F4})"),
+    (conv_tile, f"void({F4}, {F4}, {F1}, {B2}, {I2}, {I1}, {_GEOMETRY}, boolean, {F4}, int64)"),
+    (conv_grouped, f"void({F4}, {F4}, {F1}, {B2}, {B2}, {_GEOMETRY}, int64, boolean, {F4}, int64)"),
     (compact, f"void({B2}, {I2}, {I1})"),
 ]
 
 
 class ConvKernel(CudaKernel):
     """Weights are copied to the GPU once. A following ReLU can be fused (`fused_relu`), and
-    the output can be a channel slice of a concat buffer (`out`)."""
+    the output can be a ChannelWindow of a concat buffer (`out`)."""
 
     def __init__(self, device, node, a, in_shapes, out_shape):
         super().__init__(device, node, a, in_shapes, out_shape)
@@ -147,11 +151,12 @@ class ConvKernel(CudaKernel):
 
     def convolve(self, x, active, out=None):
         """Convolve x (an Act) computing only the `active` (N, C_out) channels, a GPU mask
-        (None: all), into `out` (N, C_out, Ho, Wo; may be a channel slice) or a reused buffer."""
+        (None: all), into `out` (a ChannelWindow) or a reused buffer; returns the output."""
         n = x.data.shape[0]
         co, ho, wo = self.out_shape
-        if out is None:
-            out = self.buffer("out", (n, *self.out_shape))
+        own = out is None
+        window = ChannelWindow(self.buffer("out", (n, *self.out_shape)), 0, co) if own else out
+        out, c0 = window.buffer, window.first
         live = self.live_or_ones(x)
         if self.groups == 1:
             if active is None:
@@ -161,12 +166,12 @@ class ConvKernel(CudaKernel):
                 self.launch_flat(compact, n, active, order, n_act)
             threads = threads_for(ho * wo)
             self.launch(conv_tile, (blocks_for(ho * wo, threads), -(-co // K), n), threads, x.data,
-                        self.weight, self.bias, live, order, n_act, *self.geometry, self.fused_relu, out)
+                        self.weight, self.bias, live, order, n_act, *self.geometry, self.fused_relu, out, c0)
         else:
             active = active if active is not None else self.device.ones(n, co)
-            self.launch_flat(conv_grouped, out.size, x.data, self.weight, self.bias, live, active,
-                             *self.geometry, self.groups, self.fused_relu, out)
-        return out
+            self.launch_flat(conv_grouped, n * co * ho * wo, x.data, self.weight, self.bias, live, active,
+                             *self.geometry, self.groups, self.fused_relu, out, c0)
+        return out if own else window
 
     def _every_channel(self, n):
         """The order and active count of a dense conv (every channel active), made once per n."""
