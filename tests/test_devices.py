@@ -141,6 +141,23 @@ def test_whole_networks_on_cuda_match_the_cpu(gpu, build, kwargs):
     assert_same_work(s0, s1)
 
 
+def test_grouped_convs_written_into_a_concat_on_cuda_match_the_cpu(gpu):
+    """A depthwise and a grouped gated conv side by side in one concat: each writes its
+    channels into the concat buffer at its own offset (conv_grouped's c0)."""
+    b = models.GraphBuilder("grouped_concat", (4, 7, 7), seed=3)
+    x = b.op("Relu", b.conv("input", 8, 3, padding=1, name="stem"))
+    left = b.conv(x, 8, 3, padding=1, groups=8, name="depthwise")
+    right = b.conv(x, 6, 3, padding=1, groups=2, gate=dict(group_size=2), name="grouped")
+    y = b.op("Concat", left, right)
+    model = b.build([b.op("Flatten", b.op("GlobalAvgPool", b.op("Relu", y)))])
+    x = images(model, 2, seed=5)
+    models.calibrate_gates(model, x, 0.5)
+    y0, s0, y1, s1, sess = run_both(model, x, gpu)
+    assert set(sess.placement.values()) == {"cuda"}, sess.declined
+    assert_matches(y1, y0, tol=1e-5)
+    assert_same_work(s0, s1)
+
+
 def test_cuda_session_per_sample_masks_threshold_and_reuse(gpu):
     """Different masks per sample in one batch, a threshold override, and a second call on
     the same session (reused buffers) all give the CPU's answer."""
