@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -25,6 +26,17 @@ def test_info_lists_layers_params_macs_and_gates(gated_file, capsys):
     assert "gconv2" in out and "GatedConv2d" in out and "8 groups of 2, avg pool, hidden 4" in out
     params = sum(w.size for n in models.tiny_net().nodes for w in n.weights.values())
     assert f"{params:,} parameters" in out and "4 gated" in out
+
+
+def test_the_command_drops_numba_cudas_small_grid_warning_and_no_other(gated_file, capsys):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["info", str(gated_file)]) == 0
+        # numba-cuda's text, as it warned at each small launch on an H100
+        warnings.warn("Grid size 28 will likely result in GPU under-utilization due to low occupancy.",
+                      RuntimeWarning)
+        warnings.warn("some other warning", RuntimeWarning)
+    assert [str(w.message) for w in seen] == ["some other warning"]
 
 
 def test_run_prints_classes_macs_and_latency(gated_file, tmp_path, capsys):
