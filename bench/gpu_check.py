@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyprune import Session, models  # noqa: E402
 from pyprune.devices import CPU, get_device  # noqa: E402
+from pyprune.kernels.cuda.conv import compact  # noqa: E402  (needs numba-cuda, as this script does)
 from tests.helpers import OnDevice, live_act, same_mask  # noqa: E402  (numpy and pyprune only)
 
 TOLERANCE = 1e-4
@@ -92,7 +93,8 @@ def conv_layers(smoke):
 
 
 def time_convs(gpu, torch, batch, rounds, smoke):
-    """Rows (layer, active %, ms pyprune, ratio to its dense, ms cuDNN dense)."""
+    """Rows (layer, active %, ms pyprune, ratio to its dense, ms cuDNN dense, ms of the
+    gated conv's `compact` launch alone: its share of the gated time)."""
     rng = np.random.default_rng(1)
     rows = []
     for name, cin, cout, k, side in conv_layers(smoke):
@@ -104,14 +106,17 @@ def time_convs(gpu, torch, batch, rounds, smoke):
         x = gpu.upload(live_act(rng.normal(size=(batch, cin, side, side)), None))
         dense = median_time(lambda: kernel.convolve(x, None), gpu.synchronize, rounds)
         peer = time_cudnn_conv(torch, weights, pad[0], x, rounds)
-        rows.append((name, 100, dense * 1e3, 1.0, peer))
+        rows.append((name, 100, dense * 1e3, 1.0, peer, None))
         for p in (0.5, 0.25):
             active = np.zeros((batch, cout), bool)
             for s in range(batch):  # a different random set of round(p * C) kernels per sample
                 active[s, rng.choice(cout, round(p * cout), replace=False)] = True
             mask = gpu.to_device(active)
             t = median_time(lambda: kernel.convolve(x, mask), gpu.synchronize, rounds)
-            rows.append((name, int(p * 100), t * 1e3, t / dense, None))
+            order, n_act = kernel.buffer("order", (batch, cout), np.int32), kernel.buffer("n_act", (batch,), np.int32)
+            listing = median_time(lambda: kernel.launch_flat(compact, batch, mask, order, n_act), gpu.synchronize,
+                                  rounds)
+            rows.append((name, int(p * 100), t * 1e3, t / dense, None, listing * 1e3))
     return rows
 
 
@@ -192,9 +197,10 @@ def main(argv=None):
 
     batch = 2 if args.smoke else 32
     print(f"\n## Convolutions, batch {batch}: active kernels per sample drawn at random (limit at 25%: 0.40)\n")
-    print("| layer | active % | pyprune ms | / own dense | cuDNN dense ms |\n|---|---:|---:|---:|---:|")
-    for name, p, ms, ratio, peer in time_convs(gpu, torch, batch, rounds, args.smoke):
-        print(f"| {name} | {p} | {ms:.3f} | {ratio:.2f} | {fmt(peer, '.3f')} |")
+    print("| layer | active % | pyprune ms | / own dense | cuDNN dense ms | of it, compact ms |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    for name, p, ms, ratio, peer, listing in time_convs(gpu, torch, batch, rounds, args.smoke):
+        print(f"| {name} | {p} | {ms:.3f} | {ratio:.2f} | {fmt(peer, '.3f')} | {fmt(listing, '.3f')} |")
 
     batches = (1, 2) if args.smoke else (1, 32)
     print(f"\n## {'A tiny net' if args.smoke else 'SqueezeNet 1.1'} (host arrays in and out; gated: "
