@@ -10,7 +10,6 @@ minutes on an H100, compilation included (about a minute of it is Numba compilin
 """
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_time  # noqa: E402
 from pyprune import Session, models  # noqa: E402
 from pyprune.devices import CPU, get_device  # noqa: E402
 from pyprune.kernels.cuda.conv import compact  # noqa: E402  (needs numba-cuda, as this script does)
@@ -70,18 +70,6 @@ def check_kernels(gpu, batch, size):
         err = np.abs(y1.data - y0.data).max() / max(np.abs(y0.data).max(), 1e-30)
         rows.append((op, f"{batch}x{'x'.join(map(str, in_shapes[0]))}", err, same_mask(y0.live, y1.live)))
     return rows
-
-
-def median_time(fn, sync, rounds):
-    fn()
-    sync()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def conv_layers(smoke):

@@ -9,27 +9,15 @@ whole run() and the host-to-GPU copy of the input. Prints the slowest layers.
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_time  # noqa: E402
 from pyprune import Session, models  # noqa: E402
 from pyprune.devices import get_device  # noqa: E402
-
-
-def median_seconds(fn, sync, rounds):
-    fn()
-    sync()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(net, smoke, images):
@@ -55,8 +43,8 @@ def main(argv=None):
     session = Session(build(args.net, args.smoke, images), device=gpu)
     for batch in args.batches:
         x = np.ascontiguousarray(images[:batch])
-        whole = median_seconds(lambda: session.run(x), gpu.synchronize, args.rounds)
-        upload = median_seconds(lambda: gpu.to_device(x), gpu.synchronize, args.rounds)
+        whole = median_time(lambda: session.run(x), gpu.synchronize, args.rounds)
+        upload = median_time(lambda: gpu.to_device(x), gpu.synchronize, args.rounds)
         runs = [session.run_with_stats(x)[1] for _ in range(args.rounds)]
         per_layer = {l.name: statistics.median(r.layers[i].seconds for r in runs)
                      for i, l in enumerate(runs[0].layers)}

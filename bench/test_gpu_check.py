@@ -34,3 +34,11 @@ def test_gpu_layers_script_runs_in_the_simulator():
     for batch in (1, 2):
         assert f"## dense, batch {batch}: run()" in done.stdout
     assert done.stdout.count("| Conv2d |") + done.stdout.count("Pool2d |") >= 6  # the top 3 of each batch
+
+
+def test_gpu_layers_refuses_counts_below_one():
+    # Argument errors come before the GPU is opened, so this runs anywhere.
+    for bad in (["--rounds", "0"], ["--top", "0"], ["--batches", "1", "0"]):
+        done = subprocess.run([sys.executable, str(SCRIPT.with_name("gpu_layers.py")), *bad],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "must be >= 1" in done.stderr, bad
