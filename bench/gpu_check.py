@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_time  # noqa: E402
 from pyprune import Session, models  # noqa: E402
 from pyprune.devices import CPU, get_device  # noqa: E402
-from pyprune.kernels.cuda.conv import compact  # noqa: E402  (needs numba-cuda, as this script does)
+from pyprune.kernels.cuda.conv import launch_compact  # noqa: E402  (needs numba-cuda, as this script does)
 from tests.helpers import OnDevice, live_act, same_mask  # noqa: E402  (numpy and pyprune only)
 
 TOLERANCE = 1e-4
@@ -102,7 +102,7 @@ def time_convs(gpu, torch, batch, rounds, smoke):
             mask = gpu.to_device(active)
             t = median_time(lambda: kernel.convolve(x, mask), gpu.synchronize, rounds)
             order, n_act = kernel.buffer("order", (batch, cout), np.int32), kernel.buffer("n_act", (batch,), np.int32)
-            listing = median_time(lambda: kernel.launch_flat(compact, batch, mask, order, n_act), gpu.synchronize,
+            listing = median_time(lambda: launch_compact(kernel, mask, order, n_act), gpu.synchronize,
                                   rounds)
             rows.append((name, int(p * 100), t * 1e3, t / dense, None, listing * 1e3))
     return rows
