@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyprune  # noqa: E402
 from pyprune import models  # noqa: E402
 
-SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace")
+SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 

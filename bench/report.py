@@ -115,9 +115,10 @@ def misc(per_run):
         if name.startswith("test_mnist_per_image"):
             print(f"- {name[len('test_mnist_per_image'):]} MNIST model, batch 1: "
                   f"{med([median_ms(b) for b in bs], '{:.3f}')} ms per image (median)")
-        elif name == "test_overhead_per_layer":
+        elif name.startswith("test_overhead_per_layer"):
             n = bs[0]["extra_info"]["layers"]
-            print(f"- overhead: {med([1e3 * median_ms(b) / n for b in bs], '{:.2f}')} µs per layer "
+            kind = name[len("test_overhead_per_layer"):].strip("[]").replace("_", " ") or "element-wise"
+            print(f"- overhead, {kind}: {med([1e3 * median_ms(b) / n for b in bs], '{:.2f}')} µs per layer "
                   f"(median over a chain of {n} tiny layers)")
         elif name == "test_start_time":
             print(f"- start-up, new process to first result: warm {med([median_ms(b) / 1e3 for b in bs], '{:.2f}')} s "

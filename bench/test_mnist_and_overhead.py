@@ -1,5 +1,5 @@
 """The shipped MNIST gated model (per-image latency, batch 1), the Python and dispatch
-overhead per layer (a chain of tiny layers), and start-up time: a new process to its first
+overhead per layer (chains of tiny element-wise, conv and gated-conv layers), and start-up time: a new process to its first
 result, cold (empty Numba cache) and warm (cache filled by the cold run)."""
 
 import os
@@ -13,6 +13,7 @@ import pytest
 
 import pyprune
 from pyprune.graph import Model, Node
+from pyprune.models import GraphBuilder
 
 WEIGHTS = os.path.join(os.path.dirname(__file__), "..", "weights")
 
@@ -36,18 +37,31 @@ def test_mnist_per_image(benchmark, mnist_images, model):
 LAYERS = 100
 
 
-def tiny_chain(n=LAYERS):
-    """n element-wise layers on a (4, 2, 2) tensor: the time is all overhead."""
-    nodes, x = [], "x"
+def tiny_chain(kind, n=LAYERS):
+    """n layers on a (8, 4, 4) tensor, where the time is almost all overhead: `relu`
+    (element-wise), `conv` (1 x 1, 8 -> 8, ReLU fused) or `gated_conv` (the same with a gate
+    that keeps every other kernel, so every layer gathers and scatters as a gated layer does)."""
+    if kind == "relu":
+        nodes, x = [], "input"
+        for i in range(n):
+            nodes.append(Node(f"relu{i}", "Relu", [x], [f"t{i}"]))
+            x = f"t{i}"
+        return Model({"input": (8, 4, 4)}, [x], nodes)
+    b = GraphBuilder(kind, (8, 4, 4), seed=0)
+    x = "input"
     for i in range(n):
-        nodes.append(Node(f"relu{i}", "Relu", [x], [f"t{i}"]))
-        x = f"t{i}"
-    return Model({"x": (4, 2, 2)}, [x], nodes)
+        x = b.op("Relu", b.conv(x, 8, 1, gate={} if kind == "gated_conv" else None, name=f"conv{i}"))
+    model = b.build([x])
+    for node in model.nodes:
+        if node.op == "GatedConv2d":
+            node.weights["gate_bias"] = np.where(np.arange(8) % 2 == 0, 50.0, -50.0).astype(np.float32)
+    return model
 
 
-def test_overhead_per_layer(benchmark):
-    sess = pyprune.Session(tiny_chain())
-    x = np.ones((1, 4, 2, 2), np.float32)
+@pytest.mark.parametrize("kind", ["relu", "conv", "gated_conv"])
+def test_overhead_per_layer(benchmark, kind):
+    sess = pyprune.Session(tiny_chain(kind))
+    x = np.ones((1, 8, 4, 4), np.float32)
     sess.run(x)
     benchmark.extra_info["layers"] = LAYERS
     benchmark.group = "overhead"

@@ -27,3 +27,15 @@ def test_each_ratio_is_a_median_of_per_run_ratios(tmp_path):
     assert "3 run(s)" in out
     assert "| pyprune | dense | 1 | 1 | 8.00 | 100% | 1.50 |  |" in out      # ratios 1.6, 0.8, 1.5
     assert "| pyprune | gated50 | 1 | 1 | 6.00 | 36% | 1.05 | 0.48 |" in out  # 1.2, 0.6, 1.05; 0.48, 0.48, 0.51
+
+
+def test_overhead_lines_name_the_kind_of_layer(tmp_path):
+    bench = lambda kind, ms: {"fullname": f"bench/test_mnist_and_overhead.py::test_overhead_per_layer[{kind}]",  # noqa: E731
+                              "stats": {"median": ms / 1e3, "rounds": 10}, "extra_info": {"layers": 100}}
+    data = {"datetime": "2026-11-26T12:00:00", "machine_info": {"cpu": {"brand_raw": "cpu", "count": 2}},
+            "benchmarks": [bench("relu", 0.25), bench("gated_conv", 1.2)]}
+    path = tmp_path / "1.json"
+    path.write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True, check=True).stdout
+    assert "- overhead, relu: 2.50 µs per layer (median over a chain of 100 tiny layers)" in out
+    assert "- overhead, gated conv: 12.00 µs per layer" in out

@@ -120,43 +120,64 @@ class ConvKernel(CpuKernel):
         """Convolve x (an Act) computing only `active` (N, C_out) channels (None: all),
         into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
         n = x.data.shape[0]
-        if out is None:
-            out = self.output_array(n)
-        buffer = out if out.base is None else out.base
-        zero = self.zeros(n, self.out_shape[0])  # output rows known to hold zeros already
-        if self.track_zero_rows and self._zero_rows_of is buffer and len(self._zero_rows) == n:
-            zero = self._zero_rows
+        out, buffer, zero = self.output_and_zero_rows(n, out)
         if self.groups != 1:
             live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
             act = active if active is not None else self.ones(n, self.out_shape[0])
             conv_direct(x.data, self.weight, self.epilogue_bias, live, act, *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
-        elif self.blas_in_numba and buffer.flags.c_contiguous and x.data.flags.c_contiguous:
+        elif self.runs_in_one_call(x, buffer):
             self._gemm_conv(x, active, buffer, out, zero)
         else:
             self._python_gemm(x, active, out, zero)
+        self.note_zero_rows(n, active, buffer)
+        return out
+
+    def output_and_zero_rows(self, n, out):
+        """(out, the buffer it lies in, the (N, C_out) rows known to hold zeros already)."""
+        if out is None:
+            out = self.output_array(n)
+        buffer = out if out.base is None else out.base
+        if self.track_zero_rows and self._zero_rows_of is buffer and len(self._zero_rows) == n:
+            return out, buffer, self._zero_rows
+        return out, buffer, self.zeros(n, self.out_shape[0])
+
+    def note_zero_rows(self, n, active, buffer):
+        """After a call: the rows this call left as zeros, for the next call into `buffer`."""
         if self.track_zero_rows:
             self._zero_rows = self.zeros(n, self.out_shape[0]) if active is None else ~active
             self._zero_rows_of = buffer
-        return out
+
+    def runs_in_one_call(self, x, buffer):
+        """Whether gemm_conv (sgemm called from Numba) can run this call."""
+        return (self.groups == 1 and self.blas_in_numba and buffer.flags.c_contiguous
+                and x.data.flags.c_contiguous)
+
+    def gemm_args(self):
+        """gemm_conv's arguments after (x, live, active) and before (buffer, out, zero); after
+        live_of, which makes the transposed weights that a live mask needs."""
+        return (self.w2, self._w2_t(), self.epilogue_bias, self.fused_relu, self.epilogue_bias is self.bias,
+                self.gemm_geometry, self.shifted, self.pointwise, config.POINTWISE_GATHER_RATIO, self.live_buf,
+                self.act_buf, self.cols_buf, self.w_buf, self.y_buf)
+
+    def live_of(self, x):
+        """x's live mask as an array (all-true where None); w2_t made on the first live mask."""
+        if x.live is None:
+            return self.ones(*x.data.shape[:2])
+        if self.w2_t is None:
+            self.w2_t = np.ascontiguousarray(self.w2.T)
+        return x.live
 
     def _live_and_active(self, x, active):
-        """(live, active) as arrays, all-true where None; w2_t made on the first live mask."""
-        n, c_in = x.data.shape[:2]
-        if x.live is not None and self.w2_t is None:
-            self.w2_t = np.ascontiguousarray(self.w2.T)
-        return (self.ones(n, c_in) if x.live is None else x.live,
-                self.ones(n, self.out_shape[0]) if active is None else active)
+        """(live, active) as arrays, all-true where None."""
+        return self.live_of(x), self.ones(x.data.shape[0], self.out_shape[0]) if active is None else active
 
     def _gemm_conv(self, x, active, buffer, out, zero):
         """The whole batch in one compiled call (conv_gemm.py); out is `buffer` or a channel
         slice of it, which gemm_conv finds from their addresses."""
         live, act = self._live_and_active(x, active)
-        gemm_conv(x.data, live, act, self.w2, self._w2_t(), self.epilogue_bias, self.fused_relu,
-                  self.epilogue_bias is self.bias, self.gemm_geometry, self.shifted, self.pointwise,
-                  config.POINTWISE_GATHER_RATIO, self.live_buf, self.act_buf, self.cols_buf, self.w_buf,
-                  self.y_buf, buffer, out, zero)
+        gemm_conv(x.data, live, act, *self.gemm_args(), buffer, out, zero)
 
     def _python_gemm(self, x, active, out, zero):
         """The same steps as gemm_conv, with np.matmul between compiled calls: for where
