@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import median_time  # noqa: E402
 from pyprune import Session, models  # noqa: E402
 from pyprune.devices import CPU, get_device  # noqa: E402
-from pyprune.kernels.cuda.conv import launch_compact  # noqa: E402  (needs numba-cuda, as this script does)
+from pyprune.kernels.cuda.listing import launch_compact  # noqa: E402  (needs numba-cuda, as this script does)
 from tests.helpers import OnDevice, live_act, same_mask  # noqa: E402  (numpy and pyprune only)
 
 TOLERANCE = 1e-4

@@ -39,5 +39,5 @@ CUDA_BLOCK_REDUCE_MIN = 256
 # Output channels one CUDA conv thread accumulates at once: each input value it loads is
 # reused this many times (registers), and a gated layer's work is rounded up to this.
 CUDA_CONV_CHANNELS = 8
-# Threads of the block that lists one sample's active channels (kernels/cuda/conv.py compact).
+# Threads of the block that decides a gate and lists one sample's channels (kernels/cuda/listing.py).
 CUDA_COMPACT_THREADS = 32

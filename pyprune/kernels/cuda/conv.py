@@ -4,7 +4,7 @@ compute only its active output channels; an inactive channel is written as exact
 groups == 1 (`conv_tile`): a thread computes one output pixel for K output channels
 (config.CUDA_CONV_CHANNELS) in registers, so each input value it loads serves K kernels and
 each weight it loads is the same for the whole block (a broadcast). The K channels are
-positions of the sample's channel order, active channels first (`compact`):
+positions of the sample's channel order, active channels first (listing.py):
 a block whose channels are all inactive only writes zeros, so the work done follows the
 active count rounded up to K, not the dense count.
 
@@ -21,9 +21,9 @@ from numba import cuda
 from ... import config
 from ..macs import conv_macs
 from .base import B2, F1, F4, I1, I2, Act, ChannelWindow, CudaKernel, blocks_for, threads_for
+from .listing import launch_compact
 
 K = config.CUDA_CONV_CHANNELS
-COMPACT_THREADS = config.CUDA_COMPACT_THREADS
 
 
 @cuda.jit(cache=True)
@@ -108,54 +108,10 @@ def conv_grouped(x, w, b, live, active, sh, sw, pt, pl, dh, dw, groups, relu, ou
         acc = max(acc, np.float32(0.0))
     out[s, c0 + oc, oy, ox] = acc
 
-@cuda.jit(cache=True)
-def compact(mask, order, n_act):
-    """One block of COMPACT_THREADS threads per sample: order[s] lists its active channels,
-    then its inactive ones, each in channel order, and n_act[s] counts the active ones.
-
-    Each thread takes a run of consecutive channels: it counts their active ones, reads
-    from shared memory how many the runs before its own hold, and lists its run. One
-    thread looping over all of a sample's channels took 0.12 ms for 256 channels on an
-    H100 (gpu_check.py): a chain of dependent global-memory reads and writes."""
-    s, t = cuda.blockIdx.x, cuda.threadIdx.x
-    channels = mask.shape[1]
-    per_thread = (channels + COMPACT_THREADS - 1) // COMPACT_THREADS
-    lo = min(t * per_thread, channels)
-    hi = min(lo + per_thread, channels)
-    counts = cuda.shared.array(COMPACT_THREADS, np.int32)
-    mine = 0
-    for c in range(lo, hi):
-        if mask[s, c]:
-            mine += 1
-    counts[t] = mine
-    cuda.syncthreads()
-    before, total = 0, 0  # active channels in the runs before this one, and in all
-    for u in range(COMPACT_THREADS):
-        if u == t:
-            before = total
-        total += counts[u]
-    on, off = before, total + lo - before  # where this run's active / inactive ones go
-    for c in range(lo, hi):
-        if mask[s, c]:
-            order[s, on] = c
-            on += 1
-        else:
-            order[s, off] = c
-            off += 1
-    if t == 0:
-        n_act[s] = total
-
-
-def launch_compact(kernel, mask, order, n_act):
-    """compact() for every sample of `mask` (N, C_out) on `kernel`'s stream."""
-    kernel.launch(compact, mask.shape[0], COMPACT_THREADS, mask, order, n_act)
-
-
 _GEOMETRY = "int64, int64, int64, int64, int64, int64"
 PTX_SIGNATURES = [
     (conv_tile, f"void({F4}, {F4}, {F1}, {B2}, {I2}, {I1}, {_GEOMETRY}, boolean, {F4}, int64)"),
     (conv_grouped, f"void({F4}, {F4}, {F1}, {B2}, {B2}, {_GEOMETRY}, int64, boolean, {F4}, int64)"),
-    (compact, f"void({B2}, {I2}, {I1})"),
 ]
 
 
@@ -175,9 +131,10 @@ class ConvKernel(CudaKernel):
     def run(self, xs, ctx, out=None):
         return Act(self.convolve(xs[0], None, out), None)
 
-    def convolve(self, x, active, out=None):
+    def convolve(self, x, active, out=None, listed=None):
         """Convolve x (an Act) computing only the `active` (N, C_out) channels, a GPU mask
-        (None: all), into `out` (a ChannelWindow) or a reused buffer; returns the output."""
+        (None: all), into `out` (a ChannelWindow) or a reused buffer; returns the output.
+        listed: (order, n_act) of `active` as listing.py lists them, where the caller has them."""
         n = x.data.shape[0]
         co, ho, wo = self.out_shape
         own = out is None
@@ -187,6 +144,8 @@ class ConvKernel(CudaKernel):
         if self.groups == 1:
             if active is None:
                 order, n_act = self._every_channel(n)
+            elif listed is not None:
+                order, n_act = listed
             else:
                 order, n_act = self.buffer("order", (n, co), np.int32), self.buffer("n_act", (n,), np.int32)
                 launch_compact(self, active, order, n_act)

@@ -37,9 +37,9 @@ def test_compact_lists_active_then_inactive_channels_in_order(per_thread, extra)
     """compact splits a sample's channels into one run per thread: fewer channels than
     threads, runs of equal and unequal length, and the inactive channels placed after
     all of the sample's active ones."""
-    from pyprune.kernels.cuda.conv import COMPACT_THREADS, launch_compact
+    from pyprune.kernels.cuda.listing import THREADS, launch_compact
     dev = ON_CUDA.device
-    channels = max(1, per_thread * COMPACT_THREADS + extra)
+    channels = max(1, per_thread * THREADS + extra)
     rng = np.random.default_rng(channels)
     mask = rng.random((3, channels)) < 0.4
     mask[1] = True   # every channel active
