@@ -6,12 +6,14 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py track_zero_rows
     python bench/ab_flag.py blas_in_numba
     python bench/ab_flag.py shared_workspace --rounds 16 --block 15
+    python bench/ab_flag.py one_call_gate
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
 one compiled call with sgemm from Numba, against the Python path around np.matmul) and
 `shared_workspace` (one set of work buffers for all convs of a session, against one per
-conv). --block runs each session that many images in a row before switching: a switch
+conv) and `one_call_gate` (a gated conv's gate, cut and conv as one compiled call, against
+three calls with Python between). --block runs each session that many images in a row before switching: a switch
 about what stays in cache between calls needs the other session out of the way. Prints
 the median ms per image with the switch off and on, and on / off.
 """

@@ -266,3 +266,20 @@ def test_outputs_reached_through_views_are_not_reused(tail):
     kept = first.copy()
     sess.run(x[1:])
     np.testing.assert_array_equal(first, kept)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.3])
+def test_gate_and_conv_in_one_call_decide_as_three_calls_do(threshold):
+    """GatedConvKernel.one_call_gate (gate, cut and conv in one compiled call) against the
+    three-call route that calibration keeps: the same masks and bit-identical outputs."""
+    model = models.squeezenet1_1(gated=True, image_size=48, num_classes=6, seed=3)
+    x = images(model, 3, seed=5)
+    one, three = pyprune.Session(model), pyprune.Session(model)
+    for step in three._steps:
+        if step.node.op == "GatedConv2d":
+            step.kernel.one_call_gate = False
+    for _ in range(2):  # the second call meets the zero rows the first one left
+        (a, sa), (b, sb) = one.run_with_stats(x, threshold), three.run_with_stats(x, threshold)
+        assert np.array_equal(a, b)
+        for la, lb in zip(sa.layers, sb.layers):
+            assert np.array_equal(la.active, lb.active) and np.array_equal(la.executed_macs, lb.executed_macs)
