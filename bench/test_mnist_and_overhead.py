@@ -1,6 +1,7 @@
 """The shipped MNIST gated model (per-image latency, batch 1), the Python and dispatch
-overhead per layer (chains of tiny element-wise, conv and gated-conv layers), and start-up time: a new process to its first
-result, cold (empty Numba cache) and warm (cache filled by the cold run)."""
+overhead per layer (chains of tiny element-wise, conv and gated-conv layers), and start-up
+time: a new process to its first result, cold (empty Numba cache) and warm (cache filled
+by the cold run)."""
 
 import os
 import subprocess

@@ -30,8 +30,10 @@ def test_each_ratio_is_a_median_of_per_run_ratios(tmp_path):
 
 
 def test_overhead_lines_name_the_kind_of_layer(tmp_path):
-    bench = lambda kind, ms: {"fullname": f"bench/test_mnist_and_overhead.py::test_overhead_per_layer[{kind}]",  # noqa: E731
-                              "stats": {"median": ms / 1e3, "rounds": 10}, "extra_info": {"layers": 100}}
+    def bench(kind, ms):
+        return {"fullname": f"bench/test_mnist_and_overhead.py::test_overhead_per_layer[{kind}]",
+                "stats": {"median": ms / 1e3, "rounds": 10}, "extra_info": {"layers": 100}}
+
     data = {"datetime": "2026-11-26T12:00:00", "machine_info": {"cpu": {"brand_raw": "cpu", "count": 2}},
             "benchmarks": [bench("relu", 0.25), bench("gated_conv", 1.2)]}
     path = tmp_path / "1.json"

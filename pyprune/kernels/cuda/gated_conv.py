@@ -1,8 +1,8 @@
 """CUDA gated convolution: the gate module runs on the GPU in two launches, the pooled
 features of the live channels and then listing.decide_and_list (one or two small layers,
-the cut, each sample's mask and its listing for the conv); the convolution then computes only the active
-channels. Masks never leave the GPU; the gate works in float64 like the CPU's, so both
-devices decide alike."""
+the cut, each sample's mask and its listing for the conv); the convolution then computes
+only the active channels. Masks never leave the GPU; the gate works in float64 like the
+CPU's, so both devices decide alike."""
 
 import numpy as np
 
