@@ -122,8 +122,6 @@ print(cuda_usable())
     assert "(False, " in done.stdout and "NumPy 2.5.2" in done.stdout and "numpy<2.5" in done.stdout
 
 
-
-
 @pytest.fixture(scope="module")
 def gpu():
     return cuda_device()
