@@ -13,7 +13,8 @@ from ... import config
 from ..macs import conv_macs
 from .base import Act, CpuKernel
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import EMPTY, FULL, TRANSPOSED, gemm_conv, prepare_sample
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, POINTWISE, RELU, SHIFTED, TRANSPOSED, conv_plan, gemm_conv, \
+    prepare_sample
 from .conv_steps import add_bias, scatter_rows
 
 
@@ -48,6 +49,20 @@ def conv_direct(x, wt, b, live, active, sh, sw, pt, pl, dh, dw, groups, out):
                                     out[s, oc, oy, ox] += wv * x[s, ic, iy, ix]
 
 
+class _PlanFlag:
+    """A bool setting of a ConvKernel kept in its conv plan (conv_gemm.py), the array the
+    compiled conv reads: whoever sets it (the plan fusing a ReLU, ab_flag turning `shifted`
+    off) changes the next call, with nothing to keep in step."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __get__(self, kernel, owner=None):
+        return self if kernel is None else bool(kernel.conv_plan[self.index])
+
+    def __set__(self, kernel, value):
+        kernel.conv_plan[self.index] = bool(value)
+
 
 class ConvKernel(CpuKernel):
     """Weights are packed once; per call, each sample's active rows and live columns are
@@ -59,14 +74,17 @@ class ConvKernel(CpuKernel):
 
     Outputs the caller never sees are kept across calls (the plan sets `reuse_output` on
     the conv, or on the concat it writes into), and then `track_zero_rows` keeps which
-    output rows the last call left as zeros, so that an inactive channel that was inactive
-    last time is not zeroed again.
+    output rows the last call wrote, so that an inactive channel that was inactive last
+    time is not zeroed again.
 
     groups == 1 convs run the whole batch as one compiled call that calls sgemm from Numba
     (`blas_in_numba`, where NumPy's OpenBLAS allows it, blas.py); otherwise, and for
     buffers that are not C-contiguous, the same steps run as Python calls around np.matmul."""
 
     blas_in_numba = BLAS_IN_NUMBA
+    shifted = _PlanFlag(SHIFTED)
+    pointwise = _PlanFlag(POINTWISE)
+    fused_relu = _PlanFlag(RELU)
 
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
@@ -75,20 +93,22 @@ class ConvKernel(CpuKernel):
         co, cg, kh, kw = self.weight.shape
         self.groups = a["groups"]
         self.geometry = (*a["stride"], a["padding"][0], a["padding"][1], *a["dilation"])
-        self.pointwise = (kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0)
-        self.shifted = a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2]
+        self.conv_plan = conv_plan(
+            (kh, kw), self.geometry, out_shape[1:],
+            shifted=a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2],
+            pointwise=(kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0),
+            gather_ratio=config.POINTWISE_GATHER_RATIO)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
         self.w2_t = None  # (C_in * kh * kw, C_out), made on first need (gather_rows)
-        self.live_buf, self.act_buf = np.empty(in_shapes[0][0], np.int64), np.empty(co, np.int64)
-        self.fused_relu = False
+        self.index_buf = np.empty(in_shapes[0][0] + co, np.int64)  # live, then active indices
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
         self.track_zero_rows = False
-        self._zero_rows, self._zero_rows_of = None, None  # (N, C_out) rows known 0.0, in which buffer
+        self._written, self._written_in = None, None  # (N, C_out) rows the last call wrote, and where
+        self._gemm_args = None  # gemm_args(), made on first need
         if self.groups == 1:
             self.use_workspace(*(np.empty(size, np.float32) for size in self.workspace_sizes()))
-            self.gemm_geometry = np.array([kh, kw, *self.geometry, *out_shape[1:]], np.int64)
 
     def workspace_sizes(self):
         """Float32 elements of the work buffers a groups == 1 conv needs: im2col's columns,
@@ -106,6 +126,7 @@ class ConvKernel(CpuKernel):
         n_cols, n_w, n_y = self.workspace_sizes()
         self.cols_buf = cols[:n_cols].reshape(self.w2.shape[1], -1)
         self.w_buf, self.y_buf = w[:n_w], y[:n_y]
+        self._gemm_args = None
 
     def run(self, xs, ctx, out=None):
         return Act(self.convolve(xs[0], None, out), None)
@@ -114,52 +135,60 @@ class ConvKernel(CpuKernel):
         """Stop adding the bias and applying a fused ReLU; return (bias, relu) for the pool."""
         relu, self.fused_relu = self.fused_relu, False
         self.epilogue_bias = np.zeros_like(self.bias)
+        self.conv_plan[ADD_FULL_BIAS] = False
+        self._gemm_args = None
         return self.bias, relu
 
     def convolve(self, x, active, out=None):
         """Convolve x (an Act) computing only `active` (N, C_out) channels (None: all),
         into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
         n = x.data.shape[0]
-        out, buffer, zero = self.output_and_zero_rows(n, out)
+        out, buffer, written, one_call = self.begin_call(x, out)
         if self.groups != 1:
             live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
             act = active if active is not None else self.ones(n, self.out_shape[0])
             conv_direct(x.data, self.weight, self.epilogue_bias, live, act, *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
-        elif self.runs_in_one_call(x, buffer):
-            self._gemm_conv(x, active, buffer, out, zero)
+        elif one_call:
+            act = self.ones(n, self.out_shape[0]) if active is None else active
+            gemm_conv(x.data, self.live_of(x), act, *self.gemm_args(), buffer, out, written)
         else:
-            self._python_gemm(x, active, out, zero)
-        self.note_zero_rows(n, active, buffer)
+            self._python_gemm(x, active, out, written)
+        self.end_call(n, active, buffer)
         return out
 
-    def output_and_zero_rows(self, n, out):
-        """(out, the buffer it lies in, the (N, C_out) rows known to hold zeros already)."""
+    def begin_call(self, x, out):
+        """(out, buffer, written, one_call) for a call on x: the output (new, or kept, where
+        out is None), the buffer it lies in, the (N, C_out) rows of it that the last call
+        may have left non-zero (every row, unless track_zero_rows knows better), and
+        whether gemm_conv (sgemm called from Numba) can run the call."""
         if out is None:
-            out = self.output_array(n)
+            out = self.output_array(x.data.shape[0])
         buffer = out if out.base is None else out.base
-        if self.track_zero_rows and self._zero_rows_of is buffer and len(self._zero_rows) == n:
-            return out, buffer, self._zero_rows
-        return out, buffer, self.zeros(n, self.out_shape[0])
+        written = self._written
+        if not self.track_zero_rows or self._written_in is not buffer or len(written) != len(out):
+            written = self.ones(len(out), self.out_shape[0])
+        one_call = (self.groups == 1 and self.blas_in_numba and buffer.flags.c_contiguous
+                    and x.data.flags.c_contiguous)
+        return out, buffer, written, one_call
 
-    def note_zero_rows(self, n, active, buffer):
-        """After a call: the rows this call left as zeros, for the next call into `buffer`."""
+    def end_call(self, n, active, buffer):
+        """After a call into `buffer`: the rows it wrote (its active ones), for the next call.
+        `active` is kept as it is, not copied: live masks are never written to."""
         if self.track_zero_rows:
-            self._zero_rows = self.zeros(n, self.out_shape[0]) if active is None else ~active
-            self._zero_rows_of = buffer
-
-    def runs_in_one_call(self, x, buffer):
-        """Whether gemm_conv (sgemm called from Numba) can run this call."""
-        return (self.groups == 1 and self.blas_in_numba and buffer.flags.c_contiguous
-                and x.data.flags.c_contiguous)
+            self._written = self.ones(n, self.out_shape[0]) if active is None else active
+            self._written_in = buffer
 
     def gemm_args(self):
-        """gemm_conv's arguments after (x, live, active) and before (buffer, out, zero); after
-        live_of, which makes the transposed weights that a live mask needs."""
-        return (self.w2, self._w2_t(), self.epilogue_bias, self.fused_relu, self.epilogue_bias is self.bias,
-                self.gemm_geometry, self.shifted, self.pointwise, config.POINTWISE_GATHER_RATIO, self.live_buf,
-                self.act_buf, self.cols_buf, self.w_buf, self.y_buf)
+        """gemm_conv's arguments after (x, live, active) and before (buffer, out, written);
+        after live_of, which makes the transposed weights that a live mask needs. Made once
+        (the settings that the plan and ab_flag change live in conv_plan, which the tuple
+        holds): building it per call cost about 0.3 us."""
+        if self._gemm_args is None:
+            self._gemm_args = (self.w2, self._w2_t(), self.epilogue_bias, self.conv_plan, self.index_buf,
+                               self.cols_buf, self.w_buf, self.y_buf)
+        return self._gemm_args
 
     def live_of(self, x):
         """x's live mask as an array (all-true where None); w2_t made on the first live mask."""
@@ -167,35 +196,26 @@ class ConvKernel(CpuKernel):
             return self.ones(*x.data.shape[:2])
         if self.w2_t is None:
             self.w2_t = np.ascontiguousarray(self.w2.T)
+            self._gemm_args = None
         return x.live
 
-    def _live_and_active(self, x, active):
-        """(live, active) as arrays, all-true where None."""
-        return self.live_of(x), self.ones(x.data.shape[0], self.out_shape[0]) if active is None else active
-
-    def _gemm_conv(self, x, active, buffer, out, zero):
-        """The whole batch in one compiled call (conv_gemm.py); out is `buffer` or a channel
-        slice of it, which gemm_conv finds from their addresses."""
-        live, act = self._live_and_active(x, active)
-        gemm_conv(x.data, live, act, *self.gemm_args(), buffer, out, zero)
-
-    def _python_gemm(self, x, active, out, zero):
+    def _python_gemm(self, x, active, out, written):
         """The same steps as gemm_conv, with np.matmul between compiled calls: for where
         NumPy's BLAS cannot be called from Numba, and for non-contiguous arrays."""
-        live, act = self._live_and_active(x, active)
+        live = self.live_of(x)
+        act = self.ones(x.data.shape[0], self.out_shape[0]) if active is None else active
         co, ho, wo = self.out_shape
         hw = ho * wo
         cols_flat = self.cols_buf.reshape(-1)
         for s in range(x.data.shape[0]):
             flat = out[s].reshape(co, hw)
             mode, na, k, cols = prepare_sample(
-                np.ascontiguousarray(x.data[s]), live[s], act[s], self.w2, self._w2_t(), self.gemm_geometry,
-                self.shifted, self.pointwise, config.POINTWISE_GATHER_RATIO, self.live_buf, self.act_buf,
-                cols_flat, self.w_buf)
+                np.ascontiguousarray(x.data[s]), live[s], act[s], self.w2, self._w2_t(), self.conv_plan,
+                self.index_buf, cols_flat, self.w_buf)
             if mode == FULL or mode == TRANSPOSED:
                 w = self.w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
                 np.matmul(w, cols, out=flat)
-                if self.epilogue_bias is self.bias:  # else the pool after adds bias and ReLU
+                if self.conv_plan[ADD_FULL_BIAS]:  # else the pool after adds bias and ReLU
                     add_bias(flat, self.bias, self.fused_relu)
                 continue
             y = self.y_buf[:na * hw].reshape(na, hw)
@@ -203,11 +223,12 @@ class ConvKernel(CpuKernel):
                 y[...] = 0.0
             else:
                 np.matmul(self.w_buf[:na * k].reshape(na, k), cols, out=y)
-            scatter_rows(y, self.act_buf[:na], self.epilogue_bias, self.fused_relu, flat, zero[s])
+            act_idx = self.index_buf[x.data.shape[1]:][:na]
+            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, written[s])
 
     def _w2_t(self):
-        # prepare_sample reads w2_t only where an input channel is dead; _live_and_active
-        # makes it on the first live mask, and until then w2 stands in for the argument.
+        # prepare_sample reads w2_t only where an input channel is dead; live_of makes it
+        # on the first live mask, and until then w2 stands in for the argument.
         return self.w2 if self.w2_t is None else self.w2_t
 
     def macs(self, xs, y):

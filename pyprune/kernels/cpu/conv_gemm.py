@@ -3,8 +3,13 @@ or the live channels of a 1x1 conv, the gathered weights) decides which GEMM to 
 `gemm_conv` runs the whole batch as one compiled call with sgemm called from Numba
 (blas.py) and the epilogue. The Python path in conv.py runs prepare_sample, np.matmul and
 the epilogue as separate calls; one compiled call saves their dispatch, 3-4 us per conv
-call, which is most of a small gated layer's fixed cost."""
+call, which is most of a small gated layer's fixed cost.
 
+A conv's geometry and settings reach the compiled code as one int64 array, the conv plan
+(indices below): Numba's dispatcher costs about 0.1 us per argument, and a gated conv once
+passed 27 of them."""
+
+import numpy as np
 from numba import njit
 
 from .blas import sgemm
@@ -18,17 +23,34 @@ FULL = 1        # every kernel over every channel: w2 @ cols
 TRANSPOSED = 2  # every kernel, some channels: w_buf as (k, C_out), read transposed
 PARTIAL = 3     # some kernels: w_buf as (na, k), into y, then scattered to their rows
 
+# The conv plan: kernel size, stride, padding (top, left), dilation, output size, then
+KH, KW, SH, SW, PT, PL, DH, DW, HO, WO = range(10)
+SHIFTED = 10        # 1: im2col_shifted (stride 1, dilation 1, output as wide as the input)
+POINTWISE = 11      # 1: a 1x1 stride-1 unpadded conv (its right operand is x's channels)
+RELU = 12           # 1: a ReLU fused into the epilogue
+ADD_FULL_BIAS = 13  # 0: a pool after the conv adds the bias (and ReLU) to a full output
+GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is made
+PLAN_SIZE = 15
+
+
+def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio):
+    """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
+    without ReLU."""
+    return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio], np.int64)
+
 
 @njit(cache=True, boundscheck=False)
-def prepare_sample(x, live, active, w2, w2_t, geom, shifted, pointwise, gather_ratio,
-                   live_buf, act_buf, cols_flat, w_buf):
-    """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the active
-    indices into act_buf, the GEMM's right operand and, where the GEMM needs them gathered,
-    its weights into w_buf. Returns (mode, na, k, cols): na active kernels, k rows of cols."""
-    kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], \
-        geom[6], geom[7], geom[8], geom[9]
+def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf):
+    """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
+    then the active indices into index_buf (C_in + C_out), the GEMM's right operand and,
+    where the GEMM needs them gathered, its weights into w_buf. Returns (mode, na, k, cols):
+    na active kernels, k rows of cols."""
+    kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
+        plan[DH], plan[DW], plan[HO], plan[WO]
+    shifted, pointwise, gather_ratio = plan[SHIFTED] != 0, plan[POINTWISE] != 0, plan[GATHER_RATIO]
     c_in, co = x.shape[0], w2.shape[0]
     hw, kk = ho * wo, kh * kw
+    live_buf, act_buf = index_buf[:c_in], index_buf[c_in:c_in + co]
     nl = indices_of(live, live_buf)
     na = indices_of(active, act_buf)
     if na == 0 or nl == 0:
@@ -65,15 +87,15 @@ def prepare_sample(x, live, active, w2, w2_t, geom, shifted, pointwise, gather_r
 
 
 @njit(cache=True, boundscheck=False)
-def gemm_conv(x, live, active, w2, w2_t, bias, relu, add_full_bias, geom, shifted, pointwise,
-              gather_ratio, live_buf, act_buf, cols_buf, w_buf, y_buf, buffer, out, zero):
+def gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
     """x (N, C_in, H, W) C-contiguous; live (N, C_in) and active (N, C_out) bool; w2 the
-    weights as (C_out, C_in*kh*kw) and w2_t its transpose; geom (kh, kw, sh, sw, pt, pl,
-    dh, dw, Ho, Wo); buffer (N, C_total, Ho, Wo) C-contiguous, and out the (N, C_out, Ho, Wo)
-    channel slice of it to write (or buffer itself); zero (N, C_out): rows known to hold
-    zeros already. add_full_bias is False when a pool after the conv adds the bias (and
-    ReLU) to a full output instead."""
-    co, hw = w2.shape[0], geom[8] * geom[9]
+    weights as (C_out, C_in*kh*kw) and w2_t its transpose; plan the conv plan (above);
+    buffer (N, C_total, Ho, Wo) C-contiguous, and out the (N, C_out, Ho, Wo) channel slice
+    of it to write (or buffer itself); written (N, C_out): the rows that may hold non-zeros
+    (the others hold zeros already)."""
+    co, hw = w2.shape[0], plan[HO] * plan[WO]
+    relu, add_full_bias = plan[RELU] != 0, plan[ADD_FULL_BIAS] != 0
+    act_buf = index_buf[x.shape[1]:x.shape[1] + co]
     n, c_total = buffer.shape[0], buffer.shape[1]
     first = (out.ctypes.data - buffer.ctypes.data) // (4 * hw)
     if out.shape[1] != co or (out.ctypes.data - buffer.ctypes.data) % (4 * hw) != 0 \
@@ -83,8 +105,7 @@ def gemm_conv(x, live, active, w2, w2_t, bias, relu, add_full_bias, geom, shifte
     cols_flat = cols_buf.reshape(cols_buf.size)
     for s in range(x.shape[0]):
         dst = planes[s][first:first + co]
-        mode, na, k, cols = prepare_sample(x[s], live[s], active[s], w2, w2_t, geom, shifted, pointwise,
-                                           gather_ratio, live_buf, act_buf, cols_flat, w_buf)
+        mode, na, k, cols = prepare_sample(x[s], live[s], active[s], w2, w2_t, plan, index_buf, cols_flat, w_buf)
         if mode == FULL or mode == TRANSPOSED:
             if mode == FULL:
                 sgemm(False, co, hw, k, w2, k, cols, hw, dst, hw)
@@ -98,4 +119,4 @@ def gemm_conv(x, live, active, w2, w2_t, bias, relu, add_full_bias, geom, shifte
             y[:] = 0.0
         else:
             sgemm(False, na, hw, k, w_buf[:na * k].reshape(na, k), k, cols, hw, y, hw)
-        scatter_rows(y, act_buf[:na], bias, relu, dst, zero[s])
+        scatter_rows(y, act_buf[:na], bias, relu, dst, written[s])

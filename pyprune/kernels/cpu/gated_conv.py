@@ -12,12 +12,33 @@ from .conv_gemm import gemm_conv
 from .pool import plane_max
 
 
+def pack_gate(use_max, hidden_weight, hidden_bias, gate_weight, gate_bias):
+    """(gate_plan, gate_params): the gate as two arrays for the compiled calls, int64
+    (max pooling, hidden units, groups) and float32 (the hidden layer's weights and bias,
+    then the logits'), so that it costs two arguments to dispatch rather than five."""
+    plan = np.array([use_max, hidden_weight.shape[0], gate_weight.shape[0]], np.int64)
+    params = np.concatenate([np.ravel(w) for w in (hidden_weight, hidden_bias, gate_weight, gate_bias)])
+    return plan, params.astype(np.float32)
+
+
+@njit(cache=True, boundscheck=False)
+def unpack_gate(c, plan, params):
+    """(use_max, wh, bh, wg, bg) as views of pack_gate's arrays, for c input channels."""
+    hidden, groups = plan[1], plan[2]
+    nf = hidden if hidden > 0 else c
+    o1, o2 = hidden * c, hidden * c + hidden
+    o3 = o2 + groups * nf
+    return (plan[0] != 0, params[:o1].reshape(hidden, c), params[o1:o2], params[o2:o3].reshape(groups, nf),
+            params[o3:o3 + groups])
+
+
 @njit(cache=True, boundscheck=False, fastmath={"reassoc"})
-def gate_logits(x, live, use_max, wh, bh, wg, bg):
+def gate_logits(x, live, gate_plan, gate_params):
     """Gate logits (N, G) in float64, one sample at a time so that a sample's decision
     does not depend on the rest of its batch. Dead channels pool to exactly 0."""
     n, c = x.shape[0], x.shape[1]
     hw = x.shape[2] * x.shape[3]
+    use_max, wh, bh, wg, bg = unpack_gate(c, gate_plan, gate_params)
     hidden, groups = wh.shape[0], wg.shape[0]
     z = np.empty((n, groups))
     s = np.empty(c)
@@ -54,18 +75,17 @@ def gate_logits(x, live, use_max, wh, bh, wg, bg):
 
 
 @njit(cache=True, boundscheck=False)
-def gated_gemm_conv(x, live, use_max, wh, bh, wg, bg, cut, group_size, active, w2, w2_t, bias, relu,
-                    add_full_bias, geom, shifted, pointwise, gather_ratio, live_buf, act_buf, cols_buf,
-                    w_buf, y_buf, buffer, out, zero):
+def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
+                    w_buf, y_buf, buffer, out, written):
     """A gated conv in one compiled call: the gate's logits, the mask they give (written into
     `active`, (N, C_out) bool) and gemm_conv. Run as three calls from Python (gate_logits,
     the cut as a NumPy compare, gemm_conv), the fixed cost of a gated layer was ~14 us."""
-    z = gate_logits(x, live, use_max, wh, bh, wg, bg)
+    z = gate_logits(x, live, gate_plan, gate_params)
+    group_size = active.shape[1] // z.shape[1]
     for s in range(active.shape[0]):
         for c in range(active.shape[1]):
             active[s, c] = z[s, c // group_size] > cut
-    gemm_conv(x, live, active, w2, w2_t, bias, relu, add_full_bias, geom, shifted, pointwise, gather_ratio,
-              live_buf, act_buf, cols_buf, w_buf, y_buf, buffer, out, zero)
+    gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
 
 
 class GatedConvKernel(ConvKernel):
@@ -78,11 +98,11 @@ class GatedConvKernel(ConvKernel):
         super().__init__(node, a, in_shapes, out_shape)
         w = node.weights
         c = in_shapes[0][0]
-        self.use_max = a["gate_pool"] == "max"
-        self.gate_weight = np.ascontiguousarray(w["gate_weight"], np.float32)
-        self.gate_bias = np.ascontiguousarray(w["gate_bias"], np.float32)
-        self.hidden_weight = np.ascontiguousarray(w.get("gate_hidden_weight", np.zeros((0, c))), np.float32)
-        self.hidden_bias = np.ascontiguousarray(w.get("gate_hidden_bias", np.zeros(0)), np.float32)
+        self.gate_plan, self.gate_params = pack_gate(
+            a["gate_pool"] == "max", w.get("gate_hidden_weight", np.zeros((0, c))),
+            w.get("gate_hidden_bias", np.zeros(0)), w["gate_weight"], w["gate_bias"])
+        # Views of gate_params, for the hook and macs().
+        _, self.hidden_weight, _, self.gate_weight, self.gate_bias = unpack_gate(c, self.gate_plan, self.gate_params)
         self.group_size = a["group_size"]
         self.file_cut = gate_cut(a["threshold"])  # the usual case, computed once
 
@@ -90,18 +110,17 @@ class GatedConvKernel(ConvKernel):
         x = xs[0]
         n = x.data.shape[0]
         if ctx.gate_hook is None and self.one_call_gate:
-            out, buffer, zero = self.output_and_zero_rows(n, out)
-            if self.runs_in_one_call(x, buffer):
+            out, buffer, written, one_call = self.begin_call(x, out)
+            if one_call:
                 t = ctx.threshold_for(self.name, None)
                 active = np.empty((n, self.out_shape[0]), np.bool_)
-                gated_gemm_conv(x.data, self.live_of(x), self.use_max, self.hidden_weight, self.hidden_bias,
-                                self.gate_weight, self.gate_bias, self.file_cut if t is None else gate_cut(t),
-                                self.group_size, active, *self.gemm_args(), buffer, out, zero)
-                self.note_zero_rows(n, active, buffer)
+                gated_gemm_conv(x.data, self.live_of(x), self.gate_plan, self.gate_params,
+                                self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(), buffer,
+                                out, written)
+                self.end_call(n, active, buffer)
                 return Act(out, active)
         live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
-        z = gate_logits(x.data, live, self.use_max, self.hidden_weight, self.hidden_bias,
-                        self.gate_weight, self.gate_bias)
+        z = gate_logits(x.data, live, self.gate_plan, self.gate_params)
         if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
             z = ctx.gate_hook(self.name, z, self.gate_bias)
         t = ctx.threshold_for(self.name, None)

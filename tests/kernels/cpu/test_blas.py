@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from pyprune.kernels.cpu import blas
-from pyprune.kernels.cpu.conv_gemm import gemm_conv
+from pyprune.kernels.cpu.conv_gemm import conv_plan, gemm_conv
 
 pytestmark = pytest.mark.skipif(not blas.AVAILABLE, reason="NumPy's BLAS cannot be called from Numba here")
 
@@ -39,13 +39,12 @@ def test_gemm_conv_rejects_an_output_outside_its_buffer():
     w2 = np.ones((4, 2), np.float32)
     ones = lambda *s: np.ones(s, np.bool_)  # noqa: E731
     buffer, elsewhere = np.zeros((1, 8, 3, 3), np.float32), np.zeros((1, 4, 3, 3), np.float32)
-    args = (x, ones(1, 2), ones(1, 4), w2, w2.T.copy(), np.zeros(4, np.float32), False, True,
-            np.array([1, 1, 1, 1, 0, 0, 1, 1, 3, 3], np.int64), True, True, 4, np.empty(2, np.int64),
-            np.empty(4, np.int64), np.empty((2, 9), np.float32), np.empty(8, np.float32),
-            np.empty(36, np.float32))
-    zero = np.zeros((1, 4), np.bool_)
-    gemm_conv(*args, buffer, buffer[:, 4:], zero)
+    plan = conv_plan((1, 1), (1, 1, 0, 0, 1, 1), (3, 3), shifted=True, pointwise=True, gather_ratio=4)
+    args = (x, ones(1, 2), ones(1, 4), w2, w2.T.copy(), np.zeros(4, np.float32), plan, np.empty(6, np.int64),
+            np.empty((2, 9), np.float32), np.empty(8, np.float32), np.empty(36, np.float32))
+    written = np.ones((1, 4), np.bool_)
+    gemm_conv(*args, buffer, buffer[:, 4:], written)
     assert (buffer[:, 4:] == 2.0).all() and (buffer[:, :4] == 0.0).all()
     for out in (elsewhere, buffer[:, 6:]):
         with pytest.raises(ValueError, match="channel slice"):
-            gemm_conv(*args, buffer, out, zero)
+            gemm_conv(*args, buffer, out, written)

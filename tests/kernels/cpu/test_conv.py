@@ -2,11 +2,14 @@
 geometries and live/active patterns."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from pyprune.ops.conv import conv2d_reference, gate_cut, gate_reference
 from pyprune.kernels.cpu.conv import conv_direct
+from pyprune.kernels.cpu.conv_gemm import ADD_FULL_BIAS, RELU, SHIFTED
 from pyprune.kernels.cpu.conv_steps import im2col, im2col_shifted
+from pyprune.kernels.cpu.gated_conv import pack_gate, unpack_gate
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, PATTERNS, assert_matches, live_act, make_kernel, mask
 
@@ -117,6 +120,44 @@ def test_shifted_im2col_equals_im2col_and_the_conv_the_reference(case):
     im2col_shifted(x, live_idx, kh, kw, kernel.geometry[2], kernel.geometry[3], ho, wo, got)
     np.testing.assert_array_equal(got, expected)
     check_conv2d(case, ON_CPU)
+
+
+def test_settings_changed_after_a_call_reach_the_next_one():
+    """The compiled conv reads its settings from conv_plan and its arrays from gemm_args,
+    made once: turning im2col_shifted off (ab_flag), fusing a ReLU or handing the epilogue
+    to a pool after a first call must change the next call."""
+    rng = np.random.default_rng(3)
+    a = dict(out_channels=4, kernel_size=(3, 3), padding=(1, 1, 1, 1))
+    w = {"weight": rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "bias": rng.normal(size=4).astype(np.float32)}
+    kernel, parsed = make_kernel("Conv2d", a, w, [(2, 5, 5)])
+    x = live_act(rng.normal(size=(1, 2, 5, 5)), None)
+    dense = conv2d_reference(x.data, w["weight"], w["bias"], parsed["stride"], parsed["padding"], parsed["dilation"], 1)
+    assert kernel.shifted and kernel.conv_plan[SHIFTED] == 1
+    assert_matches(ON_CPU.run(kernel, [x]).data, dense)
+    kernel.shifted = False
+    assert kernel.conv_plan[SHIFTED] == 0
+    assert_matches(ON_CPU.run(kernel, [x]).data, dense)
+    kernel.fused_relu = True
+    assert kernel.conv_plan[RELU] == 1
+    assert_matches(ON_CPU.run(kernel, [x]).data, np.maximum(dense, 0.0))
+    bias, relu = kernel.hand_epilogue_to_pool()
+    assert relu and not kernel.fused_relu and kernel.conv_plan[ADD_FULL_BIAS] == 0
+    unbiased = dense - w["bias"][None, :, None, None]
+    assert_matches(ON_CPU.run(kernel, [x]).data, unbiased)
+    active = np.array([[True, False, True, True]])  # some kernels: the bias goes with the scatter
+    assert_matches(ON_CPU.convolve(kernel, x, active), unbiased * active[:, :, None, None])
+
+
+@pytest.mark.parametrize("hidden", [0, 3])
+def test_packed_gate_unpacks_to_its_weights(hidden):
+    rng = np.random.default_rng(hidden)
+    c, groups = 5, 4
+    wh, bh = rng.normal(size=(hidden, c)), rng.normal(size=hidden)
+    wg, bg = rng.normal(size=(groups, hidden or c)), rng.normal(size=groups)
+    use_max, *weights = unpack_gate(c, *pack_gate(True, wh, bh, wg, bg))
+    assert use_max
+    for got, want in zip(weights, (wh, bh, wg, bg)):
+        np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
 @st.composite
