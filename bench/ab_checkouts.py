@@ -1,0 +1,85 @@
+"""A/B of two pyprune checkouts on the small-layer costs: the overhead suite's chains of 100
+tiny layers (relu, conv, gated conv: us per layer) and the shipped MNIST gated model (ms
+per image, batch 1, 1 thread). Each round runs one process per checkout, in an order that
+alternates, so both meet the same load; a change of a microsecond or two per layer is lost
+in the noise of two separate suite runs on this shared machine.
+
+    git worktree add /tmp/base HEAD~1
+    python bench/ab_checkouts.py /tmp/base . [--rounds 6]
+
+Prints, per checkout, the fastest and the median of every timing taken (rounds x 20).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# Runs inside each checkout with that checkout first on sys.path.
+MEASURE = r'''
+import json, sys, time
+import numpy as np
+sys.path.insert(0, "bench")
+import pyprune
+from test_mnist_and_overhead import LAYERS, tiny_chain
+pyprune.set_num_threads(1)
+samples, repeats = int(sys.argv[1]), int(sys.argv[2])
+def per_call(fn, scale):
+    fn()
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        times.append((time.perf_counter() - start) / repeats * scale)
+    return times
+x = np.ones((1, 8, 4, 4), np.float32)
+out = {}
+for kind in ("relu", "conv", "gated_conv"):
+    sess = pyprune.Session(tiny_chain(kind))
+    out[kind + " chain, us/layer"] = per_call(lambda: sess.run(x), 1e6 / LAYERS)
+with np.load("weights/mnist_samples.npz") as f:
+    images = (f["images"][:8] / np.float32(255)).astype(np.float32)
+mnist = pyprune.load("weights/mnist_gated.h5")
+seq = iter(range(10**9))
+out["mnist gated, ms/image"] = per_call(lambda: mnist.run(images[next(seq) % 8][None]), 1e3)
+print(json.dumps(out))
+'''
+
+
+def measure(checkout, samples, repeats):
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(samples), str(repeats)], cwd=checkout, env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"measuring {checkout} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("a", type=Path, help="checkout A (e.g. a worktree of the base commit)")
+    parser.add_argument("b", type=Path, help="checkout B")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--samples", type=int, default=20, help="timings per process and measure")
+    parser.add_argument("--repeats", type=int, default=10, help="calls per timing")
+    args = parser.parse_args(argv)
+    times = {"A": {}, "B": {}}
+    for r in range(args.rounds):
+        for label in ("A", "B") if r % 2 == 0 else ("B", "A"):
+            for name, t in measure(getattr(args, label.lower()).resolve(), args.samples, args.repeats).items():
+                times[label].setdefault(name, []).extend(t)
+    print(f"A = {args.a}, B = {args.b}; {args.rounds} rounds; fastest / median\n")
+    print("| measure | A | B | B / A, medians |\n|---|---:|---:|---:|")
+    for name, a in times["A"].items():
+        b = times["B"][name]
+        print(f"| {name} | {min(a):.3f} / {np.median(a):.3f} | {min(b):.3f} / {np.median(b):.3f} "
+              f"| {np.median(b) / np.median(a):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
