@@ -23,14 +23,13 @@ FULL = 1        # every kernel over every channel: w2 @ cols
 TRANSPOSED = 2  # every kernel, some channels: w_buf as (k, C_out), read transposed
 PARTIAL = 3     # some kernels: w_buf as (na, k), into y, then scattered to their rows
 
-# The conv plan: kernel size, stride, padding (top, left), dilation, output size, then
+# The conv plan: kernel size, stride, padding (top, left), dilation, output size, then the settings:
 KH, KW, SH, SW, PT, PL, DH, DW, HO, WO = range(10)
 SHIFTED = 10        # 1: im2col_shifted (stride 1, dilation 1, output as wide as the input)
 POINTWISE = 11      # 1: a 1x1 stride-1 unpadded conv (its right operand is x's channels)
 RELU = 12           # 1: a ReLU fused into the epilogue
 ADD_FULL_BIAS = 13  # 0: a pool after the conv adds the bias (and ReLU) to a full output
 GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is made
-PLAN_SIZE = 15
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio):
