@@ -8,13 +8,19 @@ in the noise of two separate suite runs on this shared machine.
     python bench/ab_checkouts.py /tmp/base . [--rounds 6]
 
 Prints, per checkout, the fastest and the median of every timing taken (rounds x 20).
+
+Each checkout compiles into a Numba cache of its own, named by a hash of its sources:
+Numba's cache notices a change to a kernel's own file but not to a kernel it calls from
+another file, so a checkout's __pycache__ can hold code older than its sources.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +57,16 @@ print(json.dumps(out))
 '''
 
 
+def cache_dir(checkout):
+    """A Numba cache directory for exactly these pyprune sources."""
+    digest = hashlib.sha256()
+    for path in sorted((checkout / "pyprune").rglob("*.py")):
+        digest.update(str(path.relative_to(checkout)).encode() + path.read_bytes())
+    return Path(tempfile.gettempdir()) / "pyprune-ab-cache" / digest.hexdigest()[:16]
+
+
 def measure(checkout, samples, repeats):
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "NUMBA_CACHE_DIR": str(cache_dir(checkout))}
     done = subprocess.run([sys.executable, "-c", MEASURE, str(samples), str(repeats)], cwd=checkout, env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
