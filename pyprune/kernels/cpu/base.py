@@ -44,6 +44,10 @@ class CpuKernel:
         """(executed MACs per sample, dense MACs per sample); ops without MACs return zeros."""
         return np.zeros(xs[0].data.shape[0], np.int64), 0
 
+    def live_of(self, x):
+        """x's live mask as an array: an all-true one where x.live is None (every channel)."""
+        return self.ones(*x.data.shape[:2]) if x.live is None else x.live
+
     def ones(self, n, c):
         """An all-true (n, c) mask, made once per shape: kernels take masks, not None."""
         return self._constant_mask(n, c, True)

@@ -145,14 +145,13 @@ class ConvKernel(CpuKernel):
         n = x.data.shape[0]
         out, buffer, written, one_call = self.begin_call(x, out)
         if self.groups != 1:
-            live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
-            act = active if active is not None else self.ones(n, self.out_shape[0])
-            conv_direct(x.data, self.weight, self.epilogue_bias, live, act, *self.geometry, self.groups, out)
+            conv_direct(x.data, self.weight, self.epilogue_bias, self.live_of(x), self.active_of(n, active),
+                        *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
         elif one_call:
-            act = self.ones(n, self.out_shape[0]) if active is None else active
-            gemm_conv(x.data, self.live_of(x), act, *self.gemm_args(), buffer, out, written)
+            gemm_conv(x.data, self.live_of(x), self.active_of(n, active), *self.gemm_args(x), buffer, out,
+                      written)
         else:
             self._python_gemm(x, active, out, written)
         self.end_call(n, active, buffer)
@@ -177,43 +176,43 @@ class ConvKernel(CpuKernel):
         """After a call into `buffer`: the rows it wrote (its active ones), for the next call.
         `active` is kept as it is, not copied: live masks are never written to."""
         if self.track_zero_rows:
-            self._written = self.ones(n, self.out_shape[0]) if active is None else active
+            self._written = self.active_of(n, active)
             self._written_in = buffer
 
-    def gemm_args(self):
-        """gemm_conv's arguments after (x, live, active) and before (buffer, out, written);
-        after live_of, which makes the transposed weights that a live mask needs. Made once
-        (the settings that the plan and ab_flag change live in conv_plan, which the tuple
-        holds): building it per call cost about 0.3 us."""
-        if self._gemm_args is None:
-            self._gemm_args = (self.w2, self._w2_t(), self.epilogue_bias, self.conv_plan, self.index_buf,
-                               self.cols_buf, self.w_buf, self.y_buf)
-        return self._gemm_args
+    def active_of(self, n, active):
+        """The (N, C_out) active mask as an array: an all-true one where active is None."""
+        return self.ones(n, self.out_shape[0]) if active is None else active
 
-    def live_of(self, x):
-        """x's live mask as an array (all-true where None); w2_t made on the first live mask."""
-        if x.live is None:
-            return self.ones(*x.data.shape[:2])
-        if self.w2_t is None:
+    def gemm_args(self, x):
+        """gemm_conv's arguments after (x, live, active) and before (buffer, out, written) for
+        a call on x. Made once (the settings that the plan and ab_flag change live in
+        conv_plan, which the tuple holds): building it per call cost about 0.3 us. Remade
+        once, when the first input with a live mask brings the transposed weights
+        (prepare_sample reads them only where an input channel is dead; until then w2
+        stands in for the argument)."""
+        if x.live is not None and self.w2_t is None:
             self.w2_t = np.ascontiguousarray(self.w2.T)
             self._gemm_args = None
-        return x.live
+        if self._gemm_args is None:
+            self._gemm_args = (self.w2, self.w2 if self.w2_t is None else self.w2_t, self.epilogue_bias,
+                               self.conv_plan, self.index_buf, self.cols_buf, self.w_buf, self.y_buf)
+        return self._gemm_args
 
     def _python_gemm(self, x, active, out, written):
         """The same steps as gemm_conv, with np.matmul between compiled calls: for where
         NumPy's BLAS cannot be called from Numba, and for non-contiguous arrays."""
-        live = self.live_of(x)
-        act = self.ones(x.data.shape[0], self.out_shape[0]) if active is None else active
+        live, act = self.live_of(x), self.active_of(x.data.shape[0], active)
+        w2, w2_t = self.gemm_args(x)[:2]
         co, ho, wo = self.out_shape
         hw = ho * wo
         cols_flat = self.cols_buf.reshape(-1)
         for s in range(x.data.shape[0]):
             flat = out[s].reshape(co, hw)
             mode, na, k, cols = prepare_sample(
-                np.ascontiguousarray(x.data[s]), live[s], act[s], self.w2, self._w2_t(), self.conv_plan,
+                np.ascontiguousarray(x.data[s]), live[s], act[s], w2, w2_t, self.conv_plan,
                 self.index_buf, cols_flat, self.w_buf)
             if mode == FULL or mode == TRANSPOSED:
-                w = self.w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
+                w = w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
                 np.matmul(w, cols, out=flat)
                 if self.conv_plan[ADD_FULL_BIAS]:  # else the pool after adds bias and ReLU
                     add_bias(flat, self.bias, self.fused_relu)
@@ -225,11 +224,6 @@ class ConvKernel(CpuKernel):
                 np.matmul(self.w_buf[:na * k].reshape(na, k), cols, out=y)
             act_idx = self.index_buf[x.data.shape[1]:][:na]
             scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, written[s])
-
-    def _w2_t(self):
-        # prepare_sample reads w2_t only where an input channel is dead; live_of makes it
-        # on the first live mask, and until then w2 stands in for the argument.
-        return self.w2 if self.w2_t is None else self.w2_t
 
     def macs(self, xs, y):
         """MACs per sample that the masks leave (active kernels x live inputs per group), and

@@ -115,12 +115,11 @@ class GatedConvKernel(ConvKernel):
                 t = ctx.threshold_for(self.name, None)
                 active = np.empty((n, self.out_shape[0]), np.bool_)
                 gated_gemm_conv(x.data, self.live_of(x), self.gate_plan, self.gate_params,
-                                self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(), buffer,
+                                self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(x), buffer,
                                 out, written)
                 self.end_call(n, active, buffer)
                 return Act(out, active)
-        live = x.live if x.live is not None else self.ones(n, x.data.shape[1])
-        z = gate_logits(x.data, live, self.gate_plan, self.gate_params)
+        z = gate_logits(x.data, self.live_of(x), self.gate_plan, self.gate_params)
         if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
             z = ctx.gate_hook(self.name, z, self.gate_bias)
         t = ctx.threshold_for(self.name, None)

@@ -229,7 +229,7 @@ class PoolKernel(CpuKernel):
     def run(self, xs, ctx):
         x = xs[0]
         n, c = x.data.shape[:2]
-        live = x.live if x.live is not None else self.ones(n, c)
+        live = self.live_of(x)
         out = np.empty((n, *self.out_shape), np.float32)
         a = self.attrs
         (kh, kw), (sh, sw), (pt, pl, pb, pr) = a["kernel_size"], a["stride"], a["padding"]
@@ -252,7 +252,7 @@ class GlobalPoolKernel(CpuKernel):
     def run(self, xs, ctx):
         x = xs[0]
         n, c = x.data.shape[:2]
-        live = x.live if x.live is not None else self.ones(n, c)
+        live = self.live_of(x)
         out = np.empty((n, c), np.float32)
         global_pool(x.data.reshape(n, c, -1), live, self.use_max, out)
         return Act(out.reshape(n, c, 1, 1), x.live)

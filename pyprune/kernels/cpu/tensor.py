@@ -19,9 +19,7 @@ class ConcatKernel(CpuKernel):
         """The concat of xs whose data already sit side by side in `data`: join the masks."""
         if all(x.live is None for x in xs):
             return Act(data, None)
-        n = data.shape[0]
-        live = np.concatenate([x.live if x.live is not None else self.ones(n, x.data.shape[1])
-                               for x in xs], axis=1)
+        live = np.concatenate([self.live_of(x) for x in xs], axis=1)
         return Act(data, live)
 
 
