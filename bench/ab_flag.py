@@ -10,12 +10,13 @@ the same load on this shared machine) over a stream of 8 different images.
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
-one compiled call with sgemm from Numba, against the Python path around np.matmul) and
+one compiled call with sgemm from Numba, against the Python path around np.matmul),
 `shared_workspace` (one set of work buffers for all convs of a session, against one per
 conv) and `one_call_gate` (a gated conv's gate, cut and conv as one compiled call, against
-three calls with Python between). --block runs each session that many images in a row before switching: a switch
-about what stays in cache between calls needs the other session out of the way. Prints
-the median ms per image with the switch off and on, and on / off.
+three calls with Python between). --block runs each session that many images in a row
+before switching: a switch about what stays in cache between calls needs the other
+session out of the way. Prints the median ms per image with the switch off and on, and
+on / off.
 """
 
 import argparse

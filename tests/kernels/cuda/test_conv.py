@@ -34,9 +34,9 @@ def test_threshold_override_turns_gates_off_and_on():
 @pytest.mark.parametrize("extra", [-2, -1, 0, 1, 6])
 @pytest.mark.parametrize("per_thread", [1, 3])
 def test_compact_lists_active_then_inactive_channels_in_order(per_thread, extra):
-    """compact splits a sample's channels into one run per thread: fewer channels than
-    threads, runs of equal and unequal length, and the inactive channels placed after
-    all of the sample's active ones."""
+    """The listing (listing.py) splits a sample's channels into one run per thread: fewer
+    channels than threads, runs of equal and unequal length, and the inactive channels
+    placed after all of the sample's active ones."""
     from pyprune.kernels.cuda.listing import THREADS, launch_compact
     dev = ON_CUDA.device
     channels = max(1, per_thread * THREADS + extra)
