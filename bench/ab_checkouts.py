@@ -1,11 +1,13 @@
 """A/B of two pyprune checkouts on the small-layer costs: the overhead suite's chains of 100
 tiny layers (relu, conv, gated conv: us per layer) and the shipped MNIST gated model (ms
-per image, batch 1, 1 thread). Each round runs one process per checkout, in an order that
-alternates, so both meet the same load; a change of a microsecond or two per layer is lost
-in the noise of two separate suite runs on this shared machine.
+per image, batch 1, 1 thread); with --squeezenet, also SqueezeNet 1.1 dense and gated at
+50% and 25% (ms per image, batch 1, 1 thread, gates calibrated as in the suites). Each
+round runs one process per checkout, in an order that alternates, so both meet the same
+load; a change of a microsecond or two per layer, or of a few percent of a network, is
+lost in the noise of two separate suite runs on this shared machine.
 
     git worktree add /tmp/base HEAD~1
-    python bench/ab_checkouts.py /tmp/base . [--rounds 6]
+    python bench/ab_checkouts.py /tmp/base . [--rounds 6] [--squeezenet]
 
 Prints, per checkout, the fastest and the median of every timing taken (rounds x 20).
 
@@ -53,6 +55,16 @@ with np.load("weights/mnist_samples.npz") as f:
 mnist = pyprune.load("weights/mnist_gated.h5")
 seq = iter(range(10**9))
 out["mnist gated, ms/image"] = per_call(lambda: mnist.run(images[next(seq) % 8][None]), 1e3)
+if sys.argv[3] == "1":
+    from pyprune import models
+    images = models.synthetic_images(8, seed=0)
+    for name, p in (("dense", None), ("gated50", 0.5), ("gated25", 0.25)):
+        model = models.squeezenet1_1(gated=p is not None, seed=0)
+        if p:
+            models.calibrate_gates(model, images, p)
+        sess = pyprune.Session(model)
+        seq = iter(range(10**9))
+        out[f"squeezenet {name}, ms/image"] = per_call(lambda: sess.run(images[next(seq) % 8][None]), 1e3)
 print(json.dumps(out))
 '''
 
@@ -65,10 +77,10 @@ def cache_dir(checkout):
     return Path(tempfile.gettempdir()) / "pyprune-ab-cache" / digest.hexdigest()[:16]
 
 
-def measure(checkout, samples, repeats):
+def measure(checkout, samples, repeats, squeezenet):
     env = {**os.environ, "PYTHONPATH": str(checkout), "NUMBA_CACHE_DIR": str(cache_dir(checkout))}
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(samples), str(repeats)], cwd=checkout, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(samples), str(repeats), str(int(squeezenet))],
+                          cwd=checkout, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"measuring {checkout} failed:\n{done.stderr}")
     return json.loads(done.stdout)
@@ -81,11 +93,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--samples", type=int, default=20, help="timings per process and measure")
     parser.add_argument("--repeats", type=int, default=10, help="calls per timing")
+    parser.add_argument("--squeezenet", action="store_true", help="also time SqueezeNet 1.1 dense and gated")
     args = parser.parse_args(argv)
     times = {"A": {}, "B": {}}
     for r in range(args.rounds):
         for label in ("A", "B") if r % 2 == 0 else ("B", "A"):
-            for name, t in measure(getattr(args, label.lower()).resolve(), args.samples, args.repeats).items():
+            for name, t in measure(getattr(args, label.lower()).resolve(), args.samples, args.repeats,
+                                     args.squeezenet).items():
                 times[label].setdefault(name, []).extend(t)
     print(f"A = {args.a}, B = {args.b}; {args.rounds} rounds; fastest / median\n")
     print("| measure | A | B | B / A, medians |\n|---|---:|---:|---:|")

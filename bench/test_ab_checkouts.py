@@ -9,10 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ab_checkouts_prints_a_row_per_measure(capsys):
-    ab_checkouts.main([str(ROOT), str(ROOT), "--rounds", "1", "--samples", "2", "--repeats", "1"])
+    ab_checkouts.main([str(ROOT), str(ROOT), "--rounds", "1", "--samples", "2", "--repeats", "1", "--squeezenet"])
     out = capsys.readouterr().out
     for name in ("relu chain, us/layer", "conv chain, us/layer", "gated_conv chain, us/layer",
-                 "mnist gated, ms/image"):
+                 "mnist gated, ms/image", "squeezenet dense, ms/image", "squeezenet gated50, ms/image",
+                 "squeezenet gated25, ms/image"):
         assert f"| {name} |" in out
 
 
