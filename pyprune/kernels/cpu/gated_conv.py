@@ -35,9 +35,12 @@ def unpack_gate(c, plan, params):
 @njit(cache=True, boundscheck=False, fastmath={"reassoc"})
 def gate_logits(x, live, gate_plan, gate_params):
     """Gate logits (N, G) in float64, one sample at a time so that a sample's decision
-    does not depend on the rest of its batch. Dead channels pool to exactly 0."""
+    does not depend on the rest of its batch. Dead channels pool to exactly 0. x must be
+    C-contiguous: its planes are read as rows of x viewed as (N, C, H*W), which pools 1.3-3x
+    faster than a ravel() of each plane (~60 ns a plane, which shows on 512 planes of 13 x 13)."""
     n, c = x.shape[0], x.shape[1]
     hw = x.shape[2] * x.shape[3]
+    flat = x.reshape(n, c, hw)
     use_max, wh, bh, wg, bg = unpack_gate(c, gate_plan, gate_params)
     hidden, groups = wh.shape[0], wg.shape[0]
     z = np.empty((n, groups))
@@ -49,7 +52,7 @@ def gate_logits(x, live, gate_plan, gate_params):
             if not live[i, ch]:
                 s[ch] = 0.0
                 continue
-            plane = x[i, ch].ravel()
+            plane = flat[i, ch]
             if use_max:
                 s[ch] = plane_max(plane, lanes)
             else:
@@ -119,7 +122,7 @@ class GatedConvKernel(ConvKernel):
                                 out, written)
                 self.end_call(n, active, buffer)
                 return Act(out, active)
-        z = gate_logits(x.data, self.live_of(x), self.gate_plan, self.gate_params)
+        z = gate_logits(np.ascontiguousarray(x.data), self.live_of(x), self.gate_plan, self.gate_params)
         if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
             z = ctx.gate_hook(self.name, z, self.gate_bias)
         t = ctx.threshold_for(self.name, None)

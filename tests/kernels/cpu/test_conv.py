@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pyprune.ops.conv import conv2d_reference, gate_cut, gate_reference
+from pyprune.kernels.cpu.base import Act
 from pyprune.kernels.cpu.conv import conv_direct
 from pyprune.kernels.cpu.conv_gemm import ADD_FULL_BIAS, RELU, SHIFTED
 from pyprune.kernels.cpu.conv_steps import im2col, im2col_shifted
@@ -214,6 +215,23 @@ def check_gated_conv2d(case, on):
 def test_gated_conv2d_is_masked_dense_conv(case):
     check_gated_conv2d(case, ON_CPU)
     check_gated_conv2d(case, ON_CPU_PYTHON_GEMM)
+
+
+@pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one_call", "python_gemm"])
+def test_gated_conv_takes_a_strided_input(on):
+    """The gate reads planes of a C-contiguous view; a strided input must give the same
+    decisions and outputs as its contiguous copy, on both routes."""
+    rng = np.random.default_rng(2)
+    a = dict(out_channels=4, kernel_size=(3, 3), padding=(1, 1, 1, 1))
+    w = {"weight": rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "bias": np.ones(4, np.float32),
+         "gate_weight": rng.normal(size=(4, 2)).astype(np.float32),
+         "gate_bias": np.array([-2, -1, 1, 2], np.float32)}
+    kernel, _ = on.kernel("GatedConv2d", a, w, [(2, 5, 5)])
+    strided = rng.normal(size=(1, 2, 5, 10)).astype(np.float32)[..., ::2]
+    got = on.run(kernel, [Act(strided)])
+    want = on.run(kernel, [Act(np.ascontiguousarray(strided))])
+    np.testing.assert_array_equal(got.live, want.live)
+    np.testing.assert_array_equal(got.data, want.data)
 
 
 def check_threshold_override(on):
