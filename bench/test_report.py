@@ -41,3 +41,20 @@ def test_overhead_lines_name_the_kind_of_layer(tmp_path):
     out = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True, check=True).stdout
     assert "- overhead, relu: 2.50 µs per layer (median over a chain of 100 tiny layers)" in out
     assert "- overhead, gated conv: 12.00 µs per layer" in out
+
+
+def test_start_up_line_gives_the_time_to_the_first_result(tmp_path):
+    def run(path, to_exit_s, extra):
+        bench = {"fullname": "bench/test_mnist_and_overhead.py::test_start_time",
+                 "stats": {"median": to_exit_s, "rounds": 3}, "extra_info": {"cold_seconds": 12.0, **extra}}
+        data = {"datetime": "2026-11-26T12:00:00", "machine_info": {"cpu": {"brand_raw": "cpu", "count": 2}},
+                "benchmarks": [bench]}
+        path.write_text(json.dumps(data))
+        return str(path)
+
+    new = run(tmp_path / "new.json", 1.4, {"warm_seconds": 1.1})
+    old = run(tmp_path / "old.json", 1.5, {})  # saved before warm_seconds was recorded
+    out = subprocess.run([sys.executable, str(SCRIPT), new], capture_output=True, text=True, check=True).stdout
+    assert "warm 1.10 s (median of 3 per run), cold (empty Numba cache) 12.00 s; warm to the process's exit 1.40 s" in out
+    out = subprocess.run([sys.executable, str(SCRIPT), old], capture_output=True, text=True, check=True).stdout
+    assert "warm 1.50 s" in out
