@@ -48,3 +48,18 @@ def test_a_user_cache_dir_is_left_alone(tmp_path, monkeypatch):
     make_tree(tmp_path)
     assert not drop_stale_caches(tmp_path)
     assert len(cached(tmp_path)) == 2
+
+
+def test_a_tree_that_is_not_writable_is_left_as_it_is(tmp_path, monkeypatch):
+    """A read-only install (Numba then caches per user elsewhere): no error, nothing dropped.
+    Tests run as root here, so the refusal to write is simulated."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    make_tree(tmp_path)
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.unlink", refuse)
+    monkeypatch.setattr("pathlib.Path.write_text", refuse)
+    assert not drop_stale_caches(tmp_path)
+    assert len(cached(tmp_path)) == 2
