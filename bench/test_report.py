@@ -55,6 +55,7 @@ def test_start_up_line_gives_the_time_to_the_first_result(tmp_path):
     new = run(tmp_path / "new.json", 1.4, {"warm_seconds": 1.1})
     old = run(tmp_path / "old.json", 1.5, {})  # saved before warm_seconds was recorded
     out = subprocess.run([sys.executable, str(SCRIPT), new], capture_output=True, text=True, check=True).stdout
-    assert "warm 1.10 s (median of 3 per run), cold (empty Numba cache) 12.00 s; warm to the process's exit 1.40 s" in out
+    assert ("warm 1.10 s (median of 3 per run), cold (empty Numba cache) 12.00 s; "
+            "warm to the process's exit 1.40 s") in out
     out = subprocess.run([sys.executable, str(SCRIPT), old], capture_output=True, text=True, check=True).stdout
     assert "warm 1.50 s" in out
