@@ -11,6 +11,7 @@ from pyprune.kernels.cpu.conv import conv_direct
 from pyprune.kernels.cpu.conv_gemm import ADD_FULL_BIAS, RELU, SHIFTED
 from pyprune.kernels.cpu.conv_steps import im2col, im2col_shifted
 from pyprune.kernels.cpu.gated_conv import pack_gate, unpack_gate
+from pyprune.kernels.cpu.window import valid_range
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, PATTERNS, assert_matches, live_act, make_kernel, mask
 
@@ -250,3 +251,15 @@ def check_threshold_override(on):
 
 def test_threshold_override_turns_gates_off_and_on():
     check_threshold_override(ON_CPU)
+
+
+@settings(deadline=None)
+@given(pad=st.integers(-6, 6), tap=st.integers(0, 4), stride=st.integers(1, 3), size=st.integers(1, 8),
+       out_size=st.integers(0, 8))
+def test_valid_range_is_exactly_the_in_bounds_positions(pad, tap, stride, size, out_size):
+    """Also where the padding covers every output position (a band of a conv's first rows),
+    which once gave lo > out_size and an im2col that wrote past its rows."""
+    lo, hi = valid_range(pad, tap, stride, size, out_size)
+    inside = [o for o in range(out_size) if 0 <= o * stride - pad + tap < size]
+    assert 0 <= lo <= hi <= out_size
+    assert list(range(lo, hi)) == inside or (not inside and lo == hi)
