@@ -23,6 +23,14 @@ MAX_CHANNELS = 1 << 20
 # and multiplying at every ratio <= 3, with the crossover between 4 and 5.
 POINTWISE_GATHER_RATIO = 4
 
+# A dense conv whose output only a max pool reads runs in bands of about this many output
+# pixels, each pooled while it is in cache (kernels/cpu/conv_pool.py), where its output
+# would take at least CONV_POOL_BAND_MIN_BYTES (per sample; this machine's L2 is 2 MB).
+# SqueezeNet's conv1 GEMM took 364-376 us in bands of 111-444 pixels, 484-502 us in bands
+# of 666-888, and 497-741 us whole (same process, alternated).
+CONV_POOL_BAND_PIXELS = 400
+CONV_POOL_BAND_MIN_BYTES = 1 << 20
+
 # Time limit for reading a model file without pyprune's checksum block in a child process
 # (io/hdf5.py): longer means libhdf5 hung on a corrupted file.
 UNSEALED_PROBE_SECONDS = 60

@@ -8,7 +8,10 @@ The fusions save whole passes over memory:
 - a Concat whose inputs are conv outputs read by nothing else gets one buffer, and each
   conv writes its channels straight into its slice of it (the fire modules' expands);
 - a max pool that alone reads a conv's output adds the conv's bias and applies its ReLU
-  to the pooled tensor (max commutes with both; VGG/AlexNet/SqueezeNet stems, MNIST).
+  to the pooled tensor (max commutes with both; VGG/AlexNet/SqueezeNet stems, MNIST);
+- where that conv is dense and its output larger than L2 (SqueezeNet's conv1), the conv
+  step runs conv and pool together in bands of rows that stay in cache
+  (kernels/cpu/conv_pool.py), and the pool's step goes.
 
 And CPU gated convs, and concat buffers they write into, whose memory never reaches the
 caller keep their output buffer across calls; a gated conv then zeroes only the inactive
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .devices import CPU
+from .kernels.cpu.conv_pool import ConvPoolKernel, banded_fits
 from .passes import CONV_OPS
 
 
@@ -99,7 +103,10 @@ def build_plan(model, info, device=CPU):
                 into[t] = (node.outputs[0], offset)
                 offset += info.shapes[t][0]
             assembled.add(node.name)
-    live_nodes = [n for n in info.order if not (n.op == "Relu" and n.outputs[0] in alias)]
+    banded = _banded_pools(model, info, placement, consumers, by_name, resolve)
+    pooled_away = {pool.name for pool in banded.values()}
+    live_nodes = [n for n in info.order if not (n.op == "Relu" and n.outputs[0] in alias)
+                  and n.name not in pooled_away]
     kernels = {}
     for node in live_nodes:
         inputs = [resolve(t) for t in node.inputs]
@@ -107,14 +114,37 @@ def build_plan(model, info, device=CPU):
             node, info.attrs[node.name], [info.shapes[t] for t in inputs], info.shapes[node.outputs[0]])
         if node.name in fused:
             kernels[node.name].fused_relu = True
+        if node.name in banded:
+            pool = banded[node.name]
+            kernels[node.name] = ConvPoolKernel(kernels[node.name], CPU.make_kernel(
+                pool, info.attrs[pool.name], [info.shapes[node.outputs[0]]], info.shapes[pool.outputs[0]]))
     _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into)
     _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled)
     _shared_workspace(kernels, placement)
-    steps = _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled)
+    step_outputs = {conv: pool.outputs[0] for conv, pool in banded.items()}
+    steps = _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled, step_outputs)
     for relu in (n for n in info.order if n.op == "Relu" and n.outputs[0] in alias):
         placement[relu.name] = placement[producer[alias[relu.outputs[0]]].name]
     concat_kernels = {by_name[name].outputs[0]: kernels[name] for name in assembled}
     return Plan(steps, resolve, {k: d.name for k, d in placement.items()}, declined, concat_kernels)
+
+
+def _banded_pools(model, info, placement, consumers, by_name, resolve):
+    """conv name -> the MaxPool2d node that alone reads its output (after a fused ReLU),
+    for dense CPU convs that ConvPoolKernel can run in bands with their pool."""
+    outputs = {resolve(t) for t in model.outputs}
+    pairs = {}
+    for node in info.order:
+        out = resolve(node.outputs[0])
+        readers = consumers.get(out, [])
+        if node.op != "Conv2d" or placement[node.name] is not CPU or info.attrs[node.name]["groups"] != 1 \
+                or len(readers) != 1 or out in outputs:
+            continue
+        pool = by_name[readers[0]]
+        if pool.op == "MaxPool2d" and placement[pool.name] is CPU and banded_fits(
+                info.shapes[node.outputs[0]], info.attrs[pool.name], info.shapes[pool.outputs[0]]):
+            pairs[node.name] = pool
+    return pairs
 
 
 def _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into):
@@ -171,8 +201,10 @@ def _shared_workspace(kernels, placement):
             k.use_workspace(*shared)
 
 
-def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled):
-    """Steps in order; a Copy before the first read of a tensor on a device it is not on."""
+def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, assembled, step_outputs):
+    """Steps in order; a Copy before the first read of a tensor on a device it is not on.
+    step_outputs: node name -> the tensor its step writes, where not its own output (a
+    conv that runs its pool too writes the pool's)."""
     last_use = {}
     for i, node in enumerate(live_nodes):
         for t in node.inputs:
@@ -189,7 +221,7 @@ def _steps_with_copies(model, live_nodes, kernels, placement, resolve, into, ass
                 steps.append(Copy(t, home[t], device))
                 present[t].add(device.name)
         drop = [t for t in set(inputs) if last_use[t] == i and t not in outputs]
-        out = node.outputs[0]
+        out = step_outputs.get(node.name, node.outputs[0])
         steps.append(Step(node, kernels[node.name], device, inputs, out, drop, into.get(out),
                           node.name in assembled))
         home[out], present[out] = device, {device.name}
