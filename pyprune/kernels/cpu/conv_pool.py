@@ -1,12 +1,13 @@
-"""A dense conv whose output only a max pool reads (SqueezeNet's and AlexNet's stems),
-computed in bands of a few output rows that the pool consumes at once: plan.py fuses the
-two where `banded_fits` allows.
+"""A dense conv whose output only a max pool reads (SqueezeNet's stem), computed in bands
+of a few output rows that the pool consumes at once: plan.py fuses the two where
+`banded_fits` allows.
 
 Why: SqueezeNet's conv1 writes 3.15 MB, more than this machine's 2 MB L2, and pool1 then
 reads it back from L3. In bands of about 400 output pixels each band's GEMM output stays
 in cache for the pool, and OpenBLAS runs the narrow GEMMs faster as well (conv1's GEMM:
-about 290-370 us in bands of 222-444 pixels against 500-740 us whole). conv1 + ReLU +
-pool1 took 0.65-0.78x the time of the conv and the pool run one after the other.
+364-376 us in bands of 111-444 pixels against 497-741 us whole). conv1 + ReLU + pool1
+took 0.65-0.72x the time of the conv and the pool run one after the other on their own,
+0.76-0.88x in the network (bench/README.md, ninth session).
 
 The pool's rows overlap by kernel - stride conv rows; those rows move to the front of the
 band buffer instead of being computed twice. The bias and ReLU go on the pooled tensor
