@@ -9,7 +9,7 @@ from ..macs import gate_macs
 from .base import Act
 from .conv import ConvKernel
 from .conv_gemm import gemm_conv
-from .pool import plane_max
+from .pool import plane_pool
 
 
 def pack_gate(use_max, hidden_weight, hidden_bias, gate_weight, gate_bias):
@@ -49,17 +49,7 @@ def gate_logits(x, live, gate_plan, gate_params):
     lanes = np.empty(16, x.dtype)
     for i in range(n):
         for ch in range(c):
-            if not live[i, ch]:
-                s[ch] = 0.0
-                continue
-            plane = flat[i, ch]
-            if use_max:
-                s[ch] = plane_max(plane, lanes)
-            else:
-                acc = 0.0
-                for k in range(hw):
-                    acc += plane[k]
-                s[ch] = acc / hw
+            s[ch] = plane_pool(flat[i, ch], use_max, lanes) if live[i, ch] else 0.0
         feat = s
         if hidden > 0:
             for j in range(hidden):

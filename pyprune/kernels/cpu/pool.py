@@ -198,26 +198,29 @@ def add_bias_relu(out, live, bias, relu):
                     plane[k] += b
 
 
+@njit(cache=True, boundscheck=False, fastmath={"reassoc"}, inline="always")
+def plane_pool(plane, use_max, lanes):
+    """Max or mean of a flat plane (lanes: plane_max's scratch of 16). The mean sums in
+    float64, so letting LLVM reorder (vectorise) the sum costs no accuracy that float32
+    would notice (7x faster than the sequential sum on 1000 x 13 x 13). Inlined, it takes
+    its caller's fastmath flags: callers must allow "reassoc". As a call of its own it
+    made global_pool 2.9x slower on 1000 x 13 x 13."""
+    if use_max:
+        return plane_max(plane, lanes)
+    acc = 0.0
+    for k in range(plane.shape[0]):
+        acc += plane[k]
+    return acc / plane.shape[0]
+
+
 @njit(cache=True, boundscheck=False, fastmath={"reassoc"})
 def global_pool(x, live, use_max, out):
-    """Max or mean of each plane of x viewed as (N, C, H*W). The mean sums in float64, so
-    letting LLVM reorder (vectorise) the sum costs no accuracy that float32 would notice
-    (7x faster than the sequential sum on 1000 x 13 x 13)."""
-    n, c, hw = x.shape
+    """Max or mean (plane_pool) of each plane of x viewed as (N, C, H*W); dead channels 0."""
+    n, c = x.shape[0], x.shape[1]
     lanes = np.empty(16, np.float32)
     for s in range(n):
         for ch in range(c):
-            if not live[s, ch]:
-                out[s, ch] = 0.0
-                continue
-            plane = x[s, ch]
-            if use_max:
-                out[s, ch] = plane_max(plane, lanes)
-            else:
-                acc = 0.0
-                for k in range(hw):
-                    acc += plane[k]
-                out[s, ch] = acc / hw
+            out[s, ch] = plane_pool(x[s, ch], use_max, lanes) if live[s, ch] else 0.0
 
 
 class PoolKernel(CpuKernel):
