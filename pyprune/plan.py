@@ -116,7 +116,7 @@ def build_plan(model, info, device=CPU):
             kernels[node.name].fused_relu = True
         if node.name in banded:
             pool = banded[node.name]
-            kernels[node.name] = ConvPoolKernel(kernels[node.name], CPU.make_kernel(
+            kernels[node.name] = ConvPoolKernel(node, kernels[node.name], CPU.make_kernel(
                 pool, info.attrs[pool.name], [info.shapes[node.outputs[0]]], info.shapes[pool.outputs[0]]))
     _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into)
     _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled)

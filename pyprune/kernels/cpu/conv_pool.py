@@ -80,10 +80,9 @@ class ConvPoolKernel(CpuKernel):
 
     banded = True
 
-    def __init__(self, conv, pool):
+    def __init__(self, node, conv, pool):
+        super().__init__(node, conv.attrs, conv.in_shapes, pool.out_shape)
         self.conv, self.pool = conv, pool
-        self.name, self.attrs, self.in_shapes, self.out_shape = conv.name, conv.attrs, conv.in_shapes, pool.out_shape
-        self._masks = {}
         a = pool.attrs
         (pkh, pkw), (psh, psw), wo = a["kernel_size"], a["stride"], conv.out_shape[2]
         per_band = max(1, round(config.CONV_POOL_BAND_PIXELS / (psh * wo)))
