@@ -2,13 +2,17 @@
 
 import math
 import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import config, threads
 from .devices import CPU, get_device
 from .errors import InputError
 from .graph import analyze
 from .kernels.cpu import Act
+from .kernels.macs import model_dense_macs
 from .passes import fold_batchnorm
 from .plan import Copy, build_plan
 from .stats import LayerStats, RunStats
@@ -36,6 +40,12 @@ class Session:
     The model is validated in full, batch norms that follow convs are folded into them,
     and every kernel's weights are packed once, here. A session reuses work buffers
     between calls: run one call at a time per session (use one session per thread).
+
+    On the CPU, with n = pyprune.get_num_threads() >= 2, run() cuts a batch into up to n
+    chunks of samples, each of at least config.SPLIT_MIN_MACS dense MACs (3 samples of
+    SqueezeNet 1.1), and runs them at once, one per thread, each through its own copy of
+    the kernels (made on first need: the packed weights and work buffers again), with BLAS
+    at one thread (pyprune/threads.py says why). Results equal the unsplit run's.
     """
 
     def __init__(self, model, device="cpu"):
@@ -48,9 +58,19 @@ class Session:
         self.output_names = list(model.outputs)
         self.gated_nodes = [n.name for n in info.order if n.op == "GatedConv2d"]
         plan = build_plan(model, info, self.device)
-        self._steps, self._concat_kernels = plan.steps, plan.concat_kernels
         self.placement, self.declined = plan.placement, plan.declined
         self._outputs = [plan.resolve(t) for t in self.output_names]
+        # Only a session wholly on the CPU splits batches (its kernels release the GIL).
+        self._splittable = self.device is CPU and not any(isinstance(s, Copy) for s in plan.steps)
+        self._lanes = [plan]  # plans of the same model: lane i runs chunk i of a split batch
+        self._folded = model
+        self._pool = None
+        self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
+
+    @property
+    def _steps(self):
+        """The steps of lane 0, the plan that a batch of one (and every unsplit call) runs."""
+        return self._lanes[0].steps
 
     @property
     def input_names(self):
@@ -70,11 +90,44 @@ class Session:
         return self._run(x, threshold, stats=True)
 
     def _run(self, x, threshold, stats, gate_hook=None):
-        values = {t: {CPU: act} for t, act in self._feeds(x).items()}  # tensor -> device -> Act
+        feeds = self._feeds(x)
         ctx = self._context(threshold, gate_hook)
+        batch = next(iter(feeds.values())).data.shape[0]
+        lanes = threads.lanes_for(batch, self._min_per_lane, self._splittable and not stats and gate_hook is None)
+        if lanes > 1:
+            outs, layers = self._run_split(feeds, ctx, lanes), None
+        else:
+            outs, layers = self._execute(self._lanes[0], feeds, ctx, stats)
+        result = outs[self.output_names[0]] if len(outs) == 1 else outs
+        return result, (RunStats(layers) if stats else None)
+
+    def _run_split(self, feeds, ctx, lanes):
+        """Run chunk i of the batch through lane i's kernels, chunk 0 on this thread and the
+        others on the session's worker threads; the outputs joined in sample order."""
+        while len(self._lanes) < lanes:
+            self._lanes.append(build_plan(self._folded, self.info, CPU))
+        if self._pool is None or self._pool._max_workers < lanes - 1:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(lanes - 1, thread_name_prefix="pyprune-lane")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        batch = next(iter(feeds.values())).data.shape[0]
+        bounds = [batch * i // lanes for i in range(lanes + 1)]
+        chunks = [{t: Act(act.data[lo:hi], None) for t, act in feeds.items()} for lo, hi in zip(bounds, bounds[1:])]
+        futures = [self._pool.submit(self._execute, self._lanes[i], chunks[i], ctx, False) for i in range(1, lanes)]
+        try:
+            parts = [self._execute(self._lanes[0], chunks[0], ctx, False)[0]]
+        finally:  # no lane may still be running when this call returns or raises
+            parts += [f.result()[0] for f in futures]
+        return {t: np.concatenate([p[t] for p in parts]) for t in self.output_names}
+
+    def _execute(self, plan, feeds, ctx, stats):
+        """Run `feeds` (tensor -> Act on the host) through `plan`'s steps. Returns (output
+        name -> host array, per-layer stats or None)."""
+        values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act
         layers = [] if stats else None
         buffers = {}  # concat tensor -> the buffer its producers write into
-        for step in self._steps:
+        for step in plan.steps:
             if isinstance(step, Copy):
                 act = values[step.tensor][step.src]
                 values[step.tensor][step.dst] = step.dst.upload(step.src.download(act))
@@ -87,7 +140,7 @@ class Session:
                 concat, first = step.into
                 buf = buffers.get(concat)
                 if buf is None:
-                    buf = buffers[concat] = self._concat_kernels[concat].output_buffer(xs[0].data.shape[0])
+                    buf = buffers[concat] = plan.concat_kernels[concat].output_buffer(xs[0].data.shape[0])
                 y = step.kernel.run(xs, ctx, out=step.device.channel_window(buf, first, step.kernel.out_shape[0]))
             elif step.assemble:
                 y = step.kernel.assemble(xs, buffers.pop(step.output))
@@ -99,9 +152,7 @@ class Session:
             values[step.output] = {step.device: y}
             for t in step.drop:
                 del values[t]
-        outs = {t: self._on_host(values[r]) for t, r in zip(self.output_names, self._outputs)}
-        result = outs[self.output_names[0]] if len(outs) == 1 else outs
-        return result, (RunStats(layers) if stats else None)
+        return {t: self._on_host(values[r]) for t, r in zip(self.output_names, self._outputs)}, layers
 
     @staticmethod
     def _on_host(copies):

@@ -28,3 +28,11 @@ def linear_macs(live, in_shape, out_features):
     n, f = in_shape
     live_count = np.full(n, f) if live is None else live.sum(axis=1)
     return live_count * out_features, f * out_features
+
+
+def model_dense_macs(info):
+    """Dense MACs per sample of a model (`info` from graph.analyze): every kernel active
+    over every channel."""
+    from ..ops import OPS
+    return sum(OPS[node.op].dense_macs(info.attrs[node.name], [info.shapes[t] for t in node.inputs],
+                                       info.shapes[node.outputs[0]]) for node in info.order)

@@ -9,31 +9,31 @@ from ...ops.norm import batchnorm_scale_shift
 from .base import Act, CpuKernel
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def relu(x, out):
     for i in range(x.size):
         out[i] = x[i] if x[i] > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def clip(x, lo, hi, out):
     for i in range(x.size):
         out[i] = min(max(x[i], lo), hi)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def leaky_relu(x, alpha, out):
     for i in range(x.size):
         out[i] = x[i] if x[i] >= 0.0 else alpha * x[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sigmoid(x, out):
     for i in range(x.size):
         out[i] = 1.0 / (1.0 + np.exp(-np.float64(x[i])))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def softmax(x, out):
     """Softmax over axis 1 of x viewed as (N, C, P)."""
     n, c, p = x.shape
@@ -51,7 +51,7 @@ def softmax(x, out):
                 out[s, ch, k] = out[s, ch, k] / total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scale_shift(x, scale, shift, out):
     """out[s, c] = x[s, c] * scale[c] + shift[c] on x viewed as (N, C, P)."""
     n, c, p = x.shape
@@ -127,7 +127,7 @@ class BatchNormKernel(CpuKernel):
         return Act(out, None)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lrn(x, size, alpha, beta, bias, out):
     """ONNX LRN on x viewed as (N, C, P); the window is [c - (size-1)//2, c + ceil((size-1)/2)]."""
     n, c, p = x.shape

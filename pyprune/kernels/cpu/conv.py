@@ -18,7 +18,7 @@ from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, POINTWISE, RELU, SHIFTED, TRA
 from .conv_steps import add_bias, scatter_rows
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def conv_direct(x, wt, b, live, active, sh, sw, pt, pl, dh, dw, groups, out):
     """Direct convolution for any groups; live (N, C_in) and active (N, C_out) are bool."""
     n, h, w = x.shape[0], x.shape[2], x.shape[3]

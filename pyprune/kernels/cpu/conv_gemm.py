@@ -38,7 +38,7 @@ def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio)
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio], np.int64)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf):
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
     then the active indices into index_buf (C_in + C_out), the GEMM's right operand and,
@@ -85,7 +85,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     return PARTIAL, na, k, cols
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
     """x (N, C_in, H, W) C-contiguous; live (N, C_in) and active (N, C_out) bool; w2 the
     weights as (C_out, C_in*kh*kw) and w2_t its transpose; plan the conv plan (above);

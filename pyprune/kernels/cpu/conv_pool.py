@@ -37,7 +37,7 @@ def banded_fits(conv_out_shape, pool_attrs, pool_out_shape):
             and 4 * co * ho * wo >= config.CONV_POOL_BAND_MIN_BYTES)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def conv_pool_bands(x, live_idx, w2, plan, pool_plan, live_all, cols_buf, band_buf, out):
     """out (N, C_out, PH, PW) = the max pool of the conv of x (every channel live; the
     conv plan `plan` and weights w2 (C_out, C_in*kh*kw)) without its bias. band_buf holds

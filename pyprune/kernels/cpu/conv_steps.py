@@ -9,7 +9,7 @@ from numba import njit
 from .window import valid_range
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def im2col(x, live_idx, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols):
     """cols[(l*kh + i)*kw + j, oy*wo + ox] = x[live_idx[l], oy*sh - pt + i*dh, ox*sw - pl + j*dw],
     0 where that falls in the padding. Only live channels are read.
@@ -43,7 +43,7 @@ def im2col(x, live_idx, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols):
                         dst[seg + k] = src[iy, first + k * step]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def im2col_shifted(x, live_idx, kh, kw, pt, pl, ho, wo, cols):
     """im2col for stride 1, dilation 1 and an output as wide as the input ('same' convs):
     then each row of cols is the whole plane shifted by one flat offset, so it is one long
@@ -81,7 +81,7 @@ def im2col_shifted(x, live_idx, kh, kw, pt, pl, ho, wo, cols):
                             dst[b + ox] = 0.0
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def gather_weights(w2, kk, act_idx, live_idx, out):
     """out[i, l*kk + k] = w2[act_idx[i], live_idx[l]*kk + k]: the GEMM's left operand.
     Unsigned offsets and flat rows keep the copies free of wrap checks; 1x1 kernels
@@ -107,7 +107,7 @@ def gather_weights(w2, kk, act_idx, live_idx, out):
                 dst[d0 + k] = src[s0 + k]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def gather_rows(w2_t, kk, live_idx, out):
     """out[l*kk + k] = w2_t[live_idx[l]*kk + k]: the live channels' rows of the transposed
     weights (C_in * kk, C_out), whole contiguous rows, copied by an explicit loop (row
@@ -120,7 +120,7 @@ def gather_rows(w2_t, kk, live_idx, out):
                 dst[j] = src[j]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def gather_channels(x2, live_idx, out):
     """out[l] = x2[live_idx[l]] for x2 of shape (C, H*W): a 1x1 convolution's right operand."""
     hw = np.uint64(x2.shape[1])
@@ -130,7 +130,7 @@ def gather_channels(x2, live_idx, out):
             dst[k] = src[k]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def indices_of(mask, buf):
     """Write the ascending indices of mask's True entries into buf; return their count
     (np.flatnonzero without its allocation and call overhead: about 1 us a call)."""
@@ -142,7 +142,7 @@ def indices_of(mask, buf):
     return k
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def scatter_rows(y, act_idx, bias, relu, out, written):
     """out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked), every other row 0: an
     inactive channel ends as exact zeros, without its bias. act_idx is ascending. Rows
@@ -180,7 +180,7 @@ def scatter_rows(y, act_idx, bias, relu, out, written):
             c = run_end
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def add_bias(out, bias, relu):
     for c in range(out.shape[0]):
         b = bias[c]

@@ -21,7 +21,7 @@ def pack_gate(use_max, hidden_weight, hidden_bias, gate_weight, gate_bias):
     return plan, params.astype(np.float32)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def unpack_gate(c, plan, params):
     """(use_max, wh, bh, wg, bg) as views of pack_gate's arrays, for c input channels."""
     hidden, groups = plan[1], plan[2]
@@ -32,7 +32,7 @@ def unpack_gate(c, plan, params):
             params[o3:o3 + groups])
 
 
-@njit(cache=True, boundscheck=False, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"})
 def gate_logits(x, live, gate_plan, gate_params):
     """Gate logits (N, G) in float64, one sample at a time so that a sample's decision
     does not depend on the rest of its batch. Dead channels pool to exactly 0. x must be
@@ -67,7 +67,7 @@ def gate_logits(x, live, gate_plan, gate_params):
     return z
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
                     w_buf, y_buf, buffer, out, written):
     """A gated conv in one compiled call: the gate's logits, the mask they give (written into

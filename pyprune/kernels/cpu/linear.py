@@ -9,7 +9,7 @@ from ..macs import linear_macs
 from .base import Act, CpuKernel
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def live_rows_gemv(x, live, wt, bias, idx, out):
     """out[s] = bias + sum over live l of x[s, l] * wt[l], four weight rows per pass over out[s]
     (one pass per row ran at half the speed of BLAS's GEMV; four match it). Reads each

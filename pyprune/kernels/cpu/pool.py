@@ -7,14 +7,14 @@ from .base import Act, CpuKernel
 from .window import valid_range
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fmax(a, b):
     """max as a compare-and-select, which LLVM vectorises (the max builtin stays scalar).
     Inputs are NaN-free: sessions reject NaN inputs and files with NaN weights."""
     return a if a > b else b
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def plane_max(plane, lanes):
     """Max of a flat plane, kept in 16 running lanes (`lanes`, a scratch of 16) so that the
     loop vectorises: a single running max is a serial chain (4.7x slower on 64 x 3025)."""
@@ -34,7 +34,7 @@ def plane_max(plane, lanes):
     return m
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def rows_max(src, ya, yb, tmp):
     """tmp = element-wise max of rows ya..yb-1 of the plane src."""
     w = src.shape[1]
@@ -47,7 +47,7 @@ def rows_max(src, ya, yb, tmp):
             tmp[k] = fmax(tmp[k], r[k])
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def edge_windows(src, plane, kh, kw, sh, sw, pt, pl, ylo, yhi, lo, hi):
     """Outputs outside rows [ylo, yhi) x columns [lo, hi), whose windows hang over the
     padding, straight from src."""
@@ -66,7 +66,7 @@ def edge_windows(src, plane, kh, kw, sh, sw, pt, pl, ylo, yhi, lo, hi):
             plane[oy, ox] = m
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
     """Separable: a vertical max of the window's rows into tmp, then a horizontal max over
     kw taps. Shaped for LLVM's vectoriser (2-4x faster than scalar code on SqueezeNet's
@@ -111,7 +111,7 @@ def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
                 edge_windows(src, plane, kh, kw, sh, sw, pt, pl, 0, ho, lo, hi)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def max_pool_2x2s2(x, live, pt, pl, out):
     """2 x 2, stride 2 (LeNet/VGG-style nets): each interior output straight from its four
     inputs, 1.5x faster than the separable kernel on MNIST's planes (the same direct form
@@ -136,7 +136,7 @@ def max_pool_2x2s2(x, live, pt, pl, out):
                 edge_windows(src, plane, 2, 2, 2, 2, pt, pl, ylo, yhi, lo, hi)
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def avg_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, out):
     """Separable sums like max_pool; count_include_pad divides by the window clipped to the
     padded input (PyTorch rule), otherwise by the number of input elements in it."""
@@ -178,7 +178,7 @@ def avg_pool(x, live, kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, out):
                     dst[ox] *= scale[oy, ox]
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, nogil=True, boundscheck=False)
 def add_bias_relu(out, live, bias, relu):
     """The epilogue of the conv before this pool (ConvKernel.hand_epilogue_to_pool) on out
     viewed as (N, C, H*W): max commutes with adding a channel's bias and with ReLU. Dead
@@ -198,7 +198,7 @@ def add_bias_relu(out, live, bias, relu):
                     plane[k] += b
 
 
-@njit(cache=True, boundscheck=False, fastmath={"reassoc"}, inline="always")
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"}, inline="always")
 def plane_pool(plane, use_max, lanes):
     """Max or mean of a flat plane (lanes: plane_max's scratch of 16). The mean sums in
     float64, so letting LLVM reorder (vectorise) the sum costs no accuracy that float32
@@ -213,7 +213,7 @@ def plane_pool(plane, use_max, lanes):
     return acc / plane.shape[0]
 
 
-@njit(cache=True, boundscheck=False, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"})
 def global_pool(x, live, use_max, out):
     """Max or mean (plane_pool) of each plane of x viewed as (N, C, H*W); dead channels 0."""
     n, c = x.shape[0], x.shape[1]

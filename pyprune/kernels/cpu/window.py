@@ -3,7 +3,7 @@
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def valid_range(pad, tap, stride, size, out_size):
     """[lo, hi) of output positions o whose input index o*stride - pad + tap lies in [0, size):
     the inner loops then run without bounds tests, which lets LLVM vectorise them. Both lie

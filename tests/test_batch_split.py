@@ -1,0 +1,165 @@
+"""A batch cut into chunks of samples that run at once on threads of their own (runtime.py,
+threads.py): the same results as the unsplit run, in sample order, on each lane's own
+kernels, with BLAS at one thread while it runs and back at n after."""
+
+import inspect
+
+import numba
+import numpy as np
+import pytest
+
+import pyprune
+from pyprune import config, models, threads
+from pyprune.kernels import cpu as cpu_kernels
+
+from pyprune.devices.fake import FakeDevice
+
+from .test_devices import two_output_net
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two threads, and chunks of any size (SPLIT_MIN_MACS of 1), so that small models split."""
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)
+    pyprune.set_num_threads(2)
+    yield
+    pyprune.set_num_threads()
+
+
+def batch(model, n, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = model.inputs["input"]
+    return (rng.normal(size=(n, *shape)) * rng.uniform(0.2, 2.0, (n, 1, 1, 1))).astype(np.float32)
+
+
+def calibrated_squeezenet():
+    model = models.squeezenet1_1(gated=True, seed=0, image_size=48)
+    return models.calibrate_gates(model, batch(model, 6, seed=1), 0.5)
+
+
+@pytest.mark.parametrize("make", [models.tiny_net, calibrated_squeezenet, models.resnet_block])
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_split_run_agrees_with_the_unsplit_run(two_threads, make, n):
+    model = make()
+    sess = pyprune.Session(model)
+    x = batch(model, n)
+    whole, stats = sess.run_with_stats(x)  # stats never split: the reference
+    split = sess.run(x)
+    assert len(sess._lanes) == 2, "the batch should have run as two chunks"
+    np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-6)
+    # Each chunk's samples in their place: sample by sample, alone.
+    for i in range(n):
+        np.testing.assert_allclose(split[i], sess.run(x[i:i + 1])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_lanes_use_kernels_of_their_own(two_threads):
+    sess = pyprune.Session(models.tiny_net())
+    sess.run(batch(sess.model, 4))
+    first, second = ({id(s.kernel) for s in lane.steps} for lane in sess._lanes)
+    assert not first & second
+
+
+def test_outputs_of_one_call_survive_the_next(two_threads):
+    model = models.tiny_net()
+    sess = pyprune.Session(model)
+    a, b = batch(model, 4, seed=0), batch(model, 4, seed=1)
+    ya = sess.run(a)
+    kept = ya.copy()
+    sess.run(b)
+    np.testing.assert_array_equal(ya, kept)
+
+
+def test_threshold_reaches_every_lane(two_threads):
+    model = calibrated_squeezenet()
+    sess = pyprune.Session(model)
+    x = batch(model, 4)
+    np.testing.assert_allclose(sess.run(x, threshold=0.7), sess.run_with_stats(x, threshold=0.7)[0],
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(sess.run(x, threshold=0.7), sess.run(x, threshold=0.3))
+
+
+def test_several_outputs_are_joined_by_name(two_threads):
+    model = two_output_net()
+    sess = pyprune.Session(model)
+    x = batch(model, 4)
+    split, (whole, _) = sess.run(x), sess.run_with_stats(x)
+    assert len(sess._lanes) == 2 and set(split) == set(whole)
+    for name in whole:
+        np.testing.assert_allclose(split[name], whole[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_threads, n, lanes", [(1, 8, 1), (2, 1, 1), (2, 5, 2)])
+def test_how_many_lanes(monkeypatch, n_threads, n, lanes):
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)
+    pyprune.set_num_threads(n_threads)
+    try:
+        sess = pyprune.Session(models.tiny_net())
+        sess.run(batch(sess.model, n))
+        assert len(sess._lanes) == lanes
+    finally:
+        pyprune.set_num_threads()
+
+
+def test_small_chunks_do_not_split(monkeypatch):
+    """Chunks under SPLIT_MIN_MACS dense MACs stay whole: 3 samples of SqueezeNet 1.1 at 224."""
+    pyprune.set_num_threads(2)
+    try:
+        assert pyprune.Session(models.squeezenet1_1())._min_per_lane == 3
+        sess = pyprune.Session(models.tiny_net())
+        sess.run(batch(sess.model, 8))
+        assert len(sess._lanes) == 1
+    finally:
+        pyprune.set_num_threads()
+
+
+@pytest.mark.skipif(threads.blas_num_threads() is None, reason="no OpenBLAS found to ask for its thread count")
+def test_blas_runs_one_thread_per_lane_and_n_otherwise(two_threads):
+    sess = pyprune.Session(models.tiny_net())
+    sess.run(batch(sess.model, 4))
+    assert threads.blas_num_threads() == 1
+    sess.run(batch(sess.model, 1))
+    assert threads.blas_num_threads() == 2
+    sess.run_with_stats(batch(sess.model, 4))
+    assert threads.blas_num_threads() == 2
+
+
+def test_a_failing_lane_raises_and_the_session_recovers(two_threads):
+    model = models.tiny_net()
+    sess = pyprune.Session(model)
+    x = batch(model, 4)
+    good = sess.run(x)
+    kernel = sess._lanes[1].steps[0].kernel
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("lane 1 broke")
+
+    kernel.run = broken
+    with pytest.raises(RuntimeError, match="lane 1 broke"):
+        sess.run(x)
+    del kernel.run
+    np.testing.assert_allclose(sess.run(x), good, rtol=1e-6)
+
+
+def test_sessions_off_the_cpu_do_not_split(two_threads):
+    sess = pyprune.Session(models.tiny_net(), device=FakeDevice(declines={"Relu"}))
+    assert not sess._splittable
+
+
+def test_every_cpu_kernel_releases_the_gil():
+    """A compiled kernel that held the GIL would run the lanes one after the other."""
+    held = [f"{module.__name__}.{name}" for module in _cpu_kernel_modules()
+            for name, fn in vars(module).items()
+            if isinstance(fn, numba.core.registry.CPUDispatcher) and fn.__module__ == module.__name__
+            and not fn.targetoptions.get("nogil")]
+    assert not held, f"compiled without nogil=True: {held}"
+
+
+def _cpu_kernel_modules():
+    import importlib
+    import pkgutil
+    return [importlib.import_module(f"{cpu_kernels.__name__}.{info.name}")
+            for info in pkgutil.iter_modules(cpu_kernels.__path__)]
+
+
+def test_the_kernel_modules_are_found():
+    assert len(_cpu_kernel_modules()) >= 10 and inspect.ismodule(_cpu_kernel_modules()[0])
