@@ -45,8 +45,12 @@ class Session:
     chunks of samples, each of at least config.SPLIT_MIN_MACS dense MACs (3 samples of
     SqueezeNet 1.1), and runs them at once, one per thread, each through its own copy of
     the kernels (made on first need: the packed weights and work buffers again), with BLAS
-    at one thread (pyprune/threads.py says why). Results equal the unsplit run's.
+    at one thread (pyprune/threads.py says why). The results agree with the unsplit run's
+    (the same per-sample work; only BLAS's thread count differs). Set `split_batches` to
+    False to run every batch whole on the calling thread.
     """
+
+    split_batches = True
 
     def __init__(self, model, device="cpu"):
         self.model = model
@@ -64,7 +68,7 @@ class Session:
         self._splittable = self.device is CPU and not any(isinstance(s, Copy) for s in plan.steps)
         self._lanes = [plan]  # plans of the same model: lane i runs chunk i of a split batch
         self._folded = model
-        self._pool = None
+        self._pool, self._pool_size = None, 0
         self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
 
     @property
@@ -93,7 +97,8 @@ class Session:
         feeds = self._feeds(x)
         ctx = self._context(threshold, gate_hook)
         batch = next(iter(feeds.values())).data.shape[0]
-        lanes = threads.lanes_for(batch, self._min_per_lane, self._splittable and not stats and gate_hook is None)
+        can_split = self.split_batches and self._splittable and not stats and gate_hook is None
+        lanes = threads.lanes_for(batch, self._min_per_lane, can_split)
         if lanes > 1:
             outs, layers = self._run_split(feeds, ctx, lanes), None
         else:
@@ -106,10 +111,10 @@ class Session:
         others on the session's worker threads; the outputs joined in sample order."""
         while len(self._lanes) < lanes:
             self._lanes.append(build_plan(self._folded, self.info, CPU))
-        if self._pool is None or self._pool._max_workers < lanes - 1:
+        if self._pool_size < lanes - 1:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(lanes - 1, thread_name_prefix="pyprune-lane")
+            self._pool, self._pool_size = ThreadPoolExecutor(lanes - 1, thread_name_prefix="pyprune-lane"), lanes - 1
             weakref.finalize(self, self._pool.shutdown, wait=False)
         batch = next(iter(feeds.values())).data.shape[0]
         bounds = [batch * i // lanes for i in range(lanes + 1)]

@@ -7,11 +7,12 @@ ways, never both at once, so the cores are never oversubscribed:
 
 - a batch of one (and any call that gathers per-layer stats or calibrates) runs on the
   calling thread, with BLAS at n threads for its GEMMs;
-- a batch of N >= 2 is cut into min(n, N) chunks of samples that run at the same time,
-  one per thread, each through its own copy of the session's kernels, with BLAS at one
-  thread. Each thread keeps its own samples' activations in its own core's cache: a GEMM
-  split over two cores reads operands that the other core just wrote, which cost this
-  2-core VM all of the second core's gain (bench/README.md, tenth session).
+- a bigger batch is cut into up to n chunks of samples (each of at least
+  config.SPLIT_MIN_MACS dense MACs) that run at the same time, one per thread, each
+  through its own copy of the session's kernels, with BLAS at one thread. Each thread
+  keeps its own samples' activations in its own core's cache: a GEMM split over two cores
+  reads operands that the other core just wrote, which cost this 2-core VM the second
+  core's gain on the gated layers (bench/README.md, tenth session).
 
 OpenBLAS's thread count is process-wide and changing it costs about 1 ms, so it changes
 only when a call needs the other count than the last one did (`lanes_for`). Numba's pool

@@ -100,6 +100,13 @@ def test_how_many_lanes(monkeypatch, n_threads, n, lanes):
         pyprune.set_num_threads()
 
 
+def test_split_batches_off_runs_whole(two_threads):
+    sess = pyprune.Session(models.tiny_net())
+    sess.split_batches = False
+    sess.run(batch(sess.model, 4))
+    assert len(sess._lanes) == 1
+
+
 def test_small_chunks_do_not_split(monkeypatch):
     """Chunks under SPLIT_MIN_MACS dense MACs stay whole: 3 samples of SqueezeNet 1.1 at 224."""
     pyprune.set_num_threads(2)
