@@ -1,6 +1,7 @@
 """Session: prepares a validated model for a device once, then runs batches through it."""
 
 import math
+import os
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +69,7 @@ class Session:
         self._splittable = self.device is CPU and not any(isinstance(s, Copy) for s in plan.steps)
         self._lanes = [plan]  # plans of the same model: lane i runs chunk i of a split batch
         self._folded = model
-        self._pool, self._pool_size = None, 0
+        self._pool, self._pool_size, self._pool_pid = None, 0, None
         self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
 
     @property
@@ -111,10 +112,13 @@ class Session:
         others on the session's worker threads; the outputs joined in sample order."""
         while len(self._lanes) < lanes:
             self._lanes.append(build_plan(self._folded, self.info, CPU))
-        if self._pool_size < lanes - 1:
-            if self._pool is not None:
+        # A forked child inherits the pool but not its threads: work sent there would never
+        # run, so a new process makes a new pool.
+        if self._pool_size < lanes - 1 or self._pool_pid != os.getpid():
+            if self._pool is not None and self._pool_pid == os.getpid():
                 self._pool.shutdown(wait=False)
-            self._pool, self._pool_size = ThreadPoolExecutor(lanes - 1, thread_name_prefix="pyprune-lane"), lanes - 1
+            self._pool = ThreadPoolExecutor(lanes - 1, thread_name_prefix="pyprune-lane")
+            self._pool_size, self._pool_pid = lanes - 1, os.getpid()
             weakref.finalize(self, self._pool.shutdown, wait=False)
         batch = next(iter(feeds.values())).data.shape[0]
         bounds = [batch * i // lanes for i in range(lanes + 1)]

@@ -147,6 +147,31 @@ def test_a_failing_lane_raises_and_the_session_recovers(two_threads):
     np.testing.assert_allclose(sess.run(x), good, rtol=1e-6)
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
+    """The child inherits the session's pool without its threads: a split there must not hang."""
+    import multiprocessing
+    model = models.tiny_net()
+    sess = pyprune.Session(model)
+    x = batch(model, 4)
+    expected = sess.run(x)  # the parent's pool now exists
+
+    def child(queue):
+        queue.put(sess.run(x))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        proc.join(timeout=60)
+        if proc.is_alive():
+            proc.kill()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 def test_sessions_off_the_cpu_do_not_split(two_threads):
     sess = pyprune.Session(models.tiny_net(), device=FakeDevice(declines={"Relu"}))
     assert not sess._splittable
