@@ -32,7 +32,7 @@ def sessions(model):
 
 
 def lanes(sess):
-    """How many chunks the session's last split call ran (1: it never split)."""
+    """How many lanes the session has built (1: it has never split a batch)."""
     return len(sess._lanes)
 
 

@@ -33,9 +33,10 @@ CONV_POOL_BAND_MIN_BYTES = 1 << 20
 
 # With n >= 2 threads, a batch is cut into chunks of samples run at once (runtime.py) only
 # where each chunk holds at least this many dense MACs. Each thread's layers hand the GIL
-# back and forth between compiled calls, and every hand-over can wait on a sleeping core:
-# in chunks of one or two SqueezeNet samples (0.35-0.7 G MACs) the split ran 0.84-1.13x of
-# the whole batch with BLAS at two threads, three or more (>= 1.05 G) 1.32-1.72x (two threads).
+# back and forth between compiled calls, and every hand-over can wait on a sleeping core.
+# Two threads, whole batch with BLAS at two threads / split (bench/ab_split.py): chunks of
+# one or two SqueezeNet samples (0.35-0.7 G MACs) gave 0.84-1.40, three or four (>= 1.05 G)
+# 1.23-1.77.
 SPLIT_MIN_MACS = 1_000_000_000
 
 # Time limit for reading a model file without pyprune's checksum block in a child process

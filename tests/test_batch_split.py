@@ -2,17 +2,14 @@
 threads.py): the same results as the unsplit run, in sample order, on each lane's own
 kernels, with BLAS at one thread while it runs and back at n after."""
 
-import inspect
-
 import numba
 import numpy as np
 import pytest
 
 import pyprune
 from pyprune import config, models, threads
-from pyprune.kernels import cpu as cpu_kernels
-
 from pyprune.devices.fake import FakeDevice
+from pyprune.kernels import cpu as cpu_kernels
 
 from .test_devices import two_output_net
 
@@ -107,7 +104,7 @@ def test_split_batches_off_runs_whole(two_threads):
     assert len(sess._lanes) == 1
 
 
-def test_small_chunks_do_not_split(monkeypatch):
+def test_small_chunks_do_not_split():
     """Chunks under SPLIT_MIN_MACS dense MACs stay whole: 3 samples of SqueezeNet 1.1 at 224."""
     pyprune.set_num_threads(2)
     try:
@@ -194,4 +191,6 @@ def _cpu_kernel_modules():
 
 
 def test_the_kernel_modules_are_found():
-    assert len(_cpu_kernel_modules()) >= 10 and inspect.ismodule(_cpu_kernel_modules()[0])
+    """The nogil scan above reads every module of kernels/cpu, not none."""
+    names = {module.__name__.rsplit(".", 1)[1] for module in _cpu_kernel_modules()}
+    assert {"conv_gemm", "gated_conv", "pool", "activation", "conv_steps"} <= names
