@@ -1,17 +1,22 @@
 """A batch split into chunks on threads of their own against the whole batch on the calling
-thread (BLAS at n threads): SqueezeNet 1.1 (224 x 224) dense and gated at 50% and 25%, the
-two sessions alternated round by round in one process.
+thread (BLAS at n threads): SqueezeNet 1.1 (224 x 224) dense and gated at 50% and 25%, or
+with --mnist the shipped MNIST model, the two sessions alternated block by block in one
+process.
 
-    python bench/ab_split.py [--batch 8] [--threads 2] [--rounds 8]
+    python bench/ab_split.py [--batch 8] [--threads 2] [--rounds 8] [--mnist]
 
-Each round times `--calls` calls of each session after two untimed ones: a round starts
-with BLAS at the other thread count, and the first call pays the change (about 1 ms).
+Each block first runs its session untimed for --settle seconds, then times --calls calls.
+The settling matters: after a call with BLAS at two threads, OpenBLAS's second thread
+spins for about 0.1 s waiting for more work, on the core a lane needs; a split right after
+one ran 0.87-0.95x of the whole batch where, settled, it ran 1.4x (SqueezeNet gated 25%,
+batch 2). So this measures a steady stream of batches; --settle 0 measures alternation.
 Prints, per net, each session's median ms per call and the median and quartiles over the
 rounds of whole / split (above 1: the split is faster). Both outputs are checked to agree.
 """
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,26 @@ def sessions(model):
     return split, whole
 
 
+def squeezenets(image_size):
+    """([(name, model)], images): SqueezeNet 1.1 dense and calibrated at 50% and 25%."""
+    images = models.synthetic_images(8, seed=0, size=image_size)
+    nets = []
+    for name, p in NETS:
+        model = models.squeezenet1_1(gated=p is not None, seed=0, image_size=image_size)
+        nets.append((name, models.calibrate_gates(model, images, p) if p else model))
+    return nets, images
+
+
+def mnist():
+    """([("mnist gated", model)], images): the shipped model and its samples, scaled as the
+    demo scales them."""
+    weights = Path(__file__).resolve().parents[1] / "weights"
+    with np.load(weights / "mnist_samples.npz") as f:
+        images = (f["images"][:64] / np.float32(255)).astype(np.float32)
+    model = pyprune.load_model(weights / "mnist_gated.h5")
+    return [("mnist gated", model)], images.reshape(len(images), *model.inputs["input"])
+
+
 def lanes(sess):
     """How many lanes the session has built (1: it has never split a batch)."""
     return len(sess._lanes)
@@ -42,23 +67,22 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=0.3, help="untimed seconds before each block")
+    parser.add_argument("--mnist", action="store_true", help="the shipped MNIST model instead of SqueezeNet")
     parser.add_argument("--image-size", type=int, default=224, help="smaller for a quick check")
     parser.add_argument("--split-min-macs", type=float, default=config.SPLIT_MIN_MACS,
                         help="dense MACs a chunk must hold (config.SPLIT_MIN_MACS)")
     args = parser.parse_args(argv)
-    if min(args.batch, args.threads, args.rounds, args.calls) < 1:
-        parser.error("--batch, --threads, --rounds and --calls must be at least 1")
+    if min(args.batch, args.threads, args.rounds, args.calls) < 1 or args.settle < 0:
+        parser.error("--batch, --threads, --rounds and --calls must be at least 1, --settle at least 0")
     pyprune.set_num_threads(args.threads)
     config.SPLIT_MIN_MACS = args.split_min_macs  # read when each session is made
-    images = models.synthetic_images(8, seed=0, size=args.image_size)
+    nets, images = squeezenets(args.image_size) if not args.mnist else mnist()
     x = np.ascontiguousarray(np.resize(images, (args.batch, *images.shape[1:])))
     print(f"batch {args.batch}, {args.threads} thread(s), {args.rounds} rounds of {args.calls} calls per "
-          "session; whole = the batch on the calling thread, BLAS at n threads\n")
+          f"session after {args.settle} s untimed; whole = the batch on the calling thread, BLAS at n threads\n")
     print("| net | whole ms | split ms | whole / split, median | quartiles |\n|---|---:|---:|---:|---:|")
-    for name, p in NETS:
-        model = models.squeezenet1_1(gated=p is not None, seed=0, image_size=args.image_size)
-        if p:
-            models.calibrate_gates(model, images, p)
+    for name, model in nets:
         split, whole = sessions(model)
         np.testing.assert_allclose(split.run(x), whole.run(x), rtol=1e-4, atol=1e-5)
         if lanes(split) == 1:
@@ -69,7 +93,9 @@ def main(argv=None):
         for r in range(args.rounds):
             pair = (("split", split), ("whole", whole))
             for key, sess in pair if r % 2 == 0 else pair[::-1]:
-                sess.run(x)  # median_time runs one more untimed call
+                settle_until = time.perf_counter() + args.settle
+                while time.perf_counter() < settle_until:
+                    sess.run(x)
                 times[key].append(1e3 * median_time(lambda: sess.run(x), lambda: None, args.calls))
         gain = np.array(times["whole"]) / np.array(times["split"])
         q1, med, q3 = np.percentile(gain, [25, 50, 75])

@@ -9,7 +9,7 @@ def test_ab_split_prints_every_net(capsys, monkeypatch):
     monkeypatch.setattr(config, "SPLIT_MIN_MACS", config.SPLIT_MIN_MACS)  # main() sets it
     try:
         ab_split.main(["--batch", "4", "--rounds", "1", "--calls", "1", "--image-size", "48",
-                       "--split-min-macs", "1"])
+                       "--split-min-macs", "1", "--settle", "0.01"])
     finally:
         pyprune.set_num_threads()
     out = capsys.readouterr().out
@@ -21,3 +21,13 @@ def test_ab_split_prints_every_net(capsys, monkeypatch):
 def test_whole_session_does_not_split():
     split, whole = ab_split.sessions(models.squeezenet1_1(image_size=48))
     assert split.split_batches and not whole.split_batches
+
+
+def test_ab_split_runs_the_mnist_model(capsys, monkeypatch):
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", config.SPLIT_MIN_MACS)
+    try:
+        ab_split.main(["--mnist", "--batch", "16", "--rounds", "1", "--calls", "1", "--settle", "0"])
+    finally:
+        pyprune.set_num_threads()
+    out = capsys.readouterr().out
+    assert "| mnist gated |" in out and "no split" not in out

@@ -32,12 +32,12 @@ CONV_POOL_BAND_PIXELS = 400
 CONV_POOL_BAND_MIN_BYTES = 1 << 20
 
 # With n >= 2 threads, a batch is cut into chunks of samples run at once (runtime.py) only
-# where each chunk holds at least this many dense MACs. Each thread's layers hand the GIL
-# back and forth between compiled calls, and every hand-over can wait on a sleeping core.
-# Two threads, whole batch with BLAS at two threads / split (bench/ab_split.py): chunks of
-# one or two SqueezeNet samples (0.35-0.7 G MACs) gave 0.84-1.40, three or four (>= 1.05 G)
-# 1.23-1.77.
-SPLIT_MIN_MACS = 1_000_000_000
+# where each chunk holds at least this many dense MACs: a small model's chunk is mostly
+# Python between compiled calls, which the lanes cannot run at once (the GIL). Two
+# threads, steady state, whole batch with BLAS at two threads / split: the MNIST model
+# (14.7 M MACs a sample) 0.92 in chunks of 1, 1.05 in chunks of 4, 1.66 in chunks of 8 and
+# 1.80 in chunks of 16; SqueezeNet 1.1 (349 M) 1.37-1.55 in chunks of 1.
+SPLIT_MIN_MACS = 100_000_000
 
 # Time limit for reading a model file without pyprune's checksum block in a child process
 # (io/hdf5.py): longer means libhdf5 hung on a corrupted file.
