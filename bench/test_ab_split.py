@@ -1,5 +1,7 @@
 """bench/ab_split.py runs end to end (small images, one round) and prints a row per net."""
 
+import pytest
+
 import pyprune
 from pyprune import config, models
 from bench import ab_split
@@ -31,3 +33,11 @@ def test_ab_split_runs_the_mnist_model(capsys, monkeypatch):
         pyprune.set_num_threads()
     out = capsys.readouterr().out
     assert "| mnist gated |" in out and "no split" not in out
+
+
+def test_ab_split_rejects_bad_arguments(capsys):
+    for bad in (["--batch", "0"], ["--calls", "0"], ["--settle", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            ab_split.main(bad)
+        assert exit_info.value.code == 2
+        assert "--settle at least 0" in capsys.readouterr().err

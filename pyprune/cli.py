@@ -75,7 +75,7 @@ def add_device_option(p):
 
 def info(path):
     from . import analyze, load_model
-    from .ops import OPS
+    from .kernels.macs import node_dense_macs
     model = load_model(path)
     g = analyze(model)
     print(f"model '{model.name}' ({path})")
@@ -86,7 +86,7 @@ def info(path):
     for node in g.order:
         a, out = g.attrs[node.name], g.shapes[node.outputs[0]]
         params = sum(int(np.prod(w.shape)) for w in node.weights.values())
-        macs = OPS[node.op].dense_macs(a, [g.shapes[t] for t in node.inputs], out)
+        macs = node_dense_macs(g, node)
         gate = ""
         if node.op == "GatedConv2d":
             gated += 1

@@ -103,7 +103,8 @@ def build_plan(model, info, device=CPU):
                 into[t] = (node.outputs[0], offset)
                 offset += info.shapes[t][0]
             assembled.add(node.name)
-    banded = _banded_pools(model, info, placement, consumers, by_name, resolve)
+    pool_pairs = list(_sole_max_pools(model, info, placement, resolve, producer, consumers, into))
+    banded = _banded_pools(info, pool_pairs)
     pooled_away = {pool.name for pool in banded.values()}
     live_nodes = [n for n in info.order if not (n.op == "Relu" and n.outputs[0] in alias)
                   and n.name not in pooled_away]
@@ -118,7 +119,7 @@ def build_plan(model, info, device=CPU):
             pool = banded[node.name]
             kernels[node.name] = ConvPoolKernel(node, kernels[node.name], CPU.make_kernel(
                 pool, info.attrs[pool.name], [info.shapes[node.outputs[0]]], info.shapes[pool.outputs[0]]))
-    _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into)
+    _pool_epilogues(pool_pairs, kernels)
     _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled)
     _shared_workspace(kernels, placement)
     step_outputs = {conv: pool.outputs[0] for conv, pool in banded.items()}
@@ -129,34 +130,34 @@ def build_plan(model, info, device=CPU):
     return Plan(steps, resolve, {k: d.name for k, d in placement.items()}, declined, concat_kernels)
 
 
-def _banded_pools(model, info, placement, consumers, by_name, resolve):
-    """conv name -> the MaxPool2d node that alone reads its output (after a fused ReLU),
-    for dense CPU convs that ConvPoolKernel can run in bands with their pool."""
+def _sole_max_pools(model, info, placement, resolve, producer, consumers, into):
+    """(conv, pool) for each CPU MaxPool2d that alone reads a CPU conv's output (after a
+    fused ReLU), where that output is neither a graph output nor a concat buffer's slice:
+    the pool may finish the conv (its epilogue, or the conv itself in bands)."""
     outputs = {resolve(t) for t in model.outputs}
-    pairs = {}
-    for node in info.order:
-        out = resolve(node.outputs[0])
-        readers = consumers.get(out, [])
-        if node.op != "Conv2d" or placement[node.name] is not CPU or info.attrs[node.name]["groups"] != 1 \
-                or len(readers) != 1 or out in outputs:
-            continue
-        pool = by_name[readers[0]]
-        if pool.op == "MaxPool2d" and placement[pool.name] is CPU and banded_fits(
-                info.shapes[node.outputs[0]], info.attrs[pool.name], info.shapes[pool.outputs[0]]):
-            pairs[node.name] = pool
-    return pairs
-
-
-def _pool_epilogues(model, live_nodes, kernels, placement, resolve, producer, consumers, into):
-    """Give a CPU max pool the bias and ReLU of the CPU conv whose output only it reads."""
-    outputs = {resolve(t) for t in model.outputs}
-    for node in live_nodes:
-        src = resolve(node.inputs[0])
+    for pool in info.order:
+        src = resolve(pool.inputs[0])
         conv = producer.get(src)
-        if node.op == "MaxPool2d" and conv is not None and conv.op in CONV_OPS \
-                and placement[node.name] is CPU and placement[conv.name] is CPU \
-                and consumers.get(src) == [node.name] and src not in outputs and src not in into:
-            kernels[node.name].epilogue = kernels[conv.name].hand_epilogue_to_pool()
+        if pool.op == "MaxPool2d" and conv is not None and conv.op in CONV_OPS \
+                and placement[pool.name] is CPU and placement[conv.name] is CPU \
+                and consumers.get(src) == [pool.name] and src not in outputs and src not in into:
+            yield conv, pool
+
+
+def _banded_pools(info, pool_pairs):
+    """conv name -> its pool, for the dense convs that ConvPoolKernel can run in bands
+    with the pool (banded_fits)."""
+    return {conv.name: pool for conv, pool in pool_pairs
+            if conv.op == "Conv2d" and info.attrs[conv.name]["groups"] == 1
+            and banded_fits(info.shapes[conv.outputs[0]], info.attrs[pool.name], info.shapes[pool.outputs[0]])}
+
+
+def _pool_epilogues(pool_pairs, kernels):
+    """Give a CPU max pool the bias and ReLU of the CPU conv whose output only it reads
+    (pools that run inside their conv's bands have no kernel of their own)."""
+    for conv, pool in pool_pairs:
+        if pool.name in kernels:
+            kernels[pool.name].epilogue = kernels[conv.name].hand_epilogue_to_pool()
 
 
 # CPU kernels whose output is their input's memory (Dropout's Identity, Flatten's reshape).

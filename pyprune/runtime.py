@@ -101,13 +101,13 @@ class Session:
         can_split = self.split_batches and self._splittable and not stats and gate_hook is None
         lanes = threads.lanes_for(batch, self._min_per_lane, can_split)
         if lanes > 1:
-            outs, layers = self._run_split(feeds, ctx, lanes), None
+            outs, layers = self._run_split(feeds, ctx, batch, lanes), None
         else:
             outs, layers = self._execute(self._lanes[0], feeds, ctx, stats)
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
 
-    def _run_split(self, feeds, ctx, lanes):
+    def _run_split(self, feeds, ctx, batch, lanes):
         """Run chunk i of the batch through lane i's kernels, chunk 0 on this thread and the
         others on the session's worker threads; the outputs joined in sample order."""
         while len(self._lanes) < lanes:
@@ -120,7 +120,6 @@ class Session:
             self._pool = ThreadPoolExecutor(lanes - 1, thread_name_prefix="pyprune-lane")
             self._pool_size, self._pool_pid = lanes - 1, os.getpid()
             weakref.finalize(self, self._pool.shutdown, wait=False)
-        batch = next(iter(feeds.values())).data.shape[0]
         bounds = [batch * i // lanes for i in range(lanes + 1)]
         chunks = [{t: Act(act.data[lo:hi], None) for t, act in feeds.items()} for lo, hi in zip(bounds, bounds[1:])]
         futures = [self._pool.submit(self._execute, self._lanes[i], chunks[i], ctx, False) for i in range(1, lanes)]

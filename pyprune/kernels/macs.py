@@ -30,9 +30,13 @@ def linear_macs(live, in_shape, out_features):
     return live_count * out_features, f * out_features
 
 
-def model_dense_macs(info):
-    """Dense MACs per sample of a model (`info` from graph.analyze): every kernel active
-    over every channel."""
+def node_dense_macs(info, node):
+    """Dense MACs per sample of one node of an analyzed model (`info` from graph.analyze)."""
     from ..ops import OPS
-    return sum(OPS[node.op].dense_macs(info.attrs[node.name], [info.shapes[t] for t in node.inputs],
-                                       info.shapes[node.outputs[0]]) for node in info.order)
+    return OPS[node.op].dense_macs(info.attrs[node.name], [info.shapes[t] for t in node.inputs],
+                                   info.shapes[node.outputs[0]])
+
+
+def model_dense_macs(info):
+    """Dense MACs per sample of a model: every kernel active over every channel."""
+    return sum(node_dense_macs(info, node) for node in info.order)
