@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pyprune
 from pyprune import config, models
 from pyprune.kernels.cpu.base import Act
-from pyprune.kernels.cpu.conv_pool import ConvPoolKernel, banded_fits
+from pyprune.kernels.cpu.conv_pool import ConvPoolKernel, banded_fits, im2col_phased, phase_length
+from pyprune.kernels.cpu.conv_steps import im2col
 from pyprune.reference import run_reference
 
 from ...helpers import assert_matches
@@ -64,6 +65,31 @@ def test_banded_conv_pool_matches_reference(case, monkeypatch, conv_path):
     if fused:
         fused[0].banded = False
         np.testing.assert_allclose(sess.run(x), y, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 4), k=st.integers(1, 4), stride=st.integers(1, 3), dilation=st.integers(1, 2),
+       pad=st.integers(0, 2), top=st.integers(-3, 3), size=st.integers(4, 19), rows=st.integers(1, 5),
+       pool_stride=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_im2col_phased_is_im2col_with_each_row_in_phases(c, k, stride, dilation, pad, top, size, rows,
+                                                        pool_stride, seed):
+    """The banded kernel's im2col: im2col's columns, each output row reordered into
+    pool-stride phases (ox % s, then ox // s), zeros in the short phases' tails; bands
+    reach above and below the input (top), as the first and last bands do."""
+    span = dilation * (k - 1) + 1
+    wo = (size + 2 * pad - span) // stride + 1
+    if wo < 1:
+        return
+    x = np.random.default_rng(seed).normal(size=(c, size, size)).astype(np.float32)
+    plain = np.empty((c * k * k, rows * wo), np.float32)
+    im2col(x, np.arange(c), k, k, stride, stride, top, pad, dilation, dilation, rows, wo, plain)
+    plen = phase_length(wo, pool_stride)
+    phased = np.full((c * k * k, rows * pool_stride * plen), np.nan, np.float32)
+    im2col_phased(x, k, k, stride, stride, top, pad, dilation, dilation, rows, wo, pool_stride, plen, phased)
+    want = np.zeros((c * k * k, rows, pool_stride, plen), np.float32)
+    for ox in range(wo):
+        want[:, :, ox % pool_stride, ox // pool_stride] = plain.reshape(-1, rows, wo)[:, :, ox]
+    np.testing.assert_array_equal(phased, want.reshape(phased.shape))
 
 
 def test_squeezenet_conv1_runs_with_pool1_in_bands():
