@@ -14,22 +14,44 @@ from .pool import plane_pool
 
 def pack_gate(use_max, hidden_weight, hidden_bias, gate_weight, gate_bias):
     """(gate_plan, gate_params): the gate as two arrays for the compiled calls, int64
-    (max pooling, hidden units, groups) and float32 (the hidden layer's weights and bias,
-    then the logits'), so that it costs two arguments to dispatch rather than five."""
+    (max pooling, hidden units, groups) and float32 (the hidden layer's weights, transposed,
+    and bias, then the logits'), so that it costs two arguments to dispatch rather than
+    five. The weights are stored transposed, (inputs, outputs), for _dense_layer."""
     plan = np.array([use_max, hidden_weight.shape[0], gate_weight.shape[0]], np.int64)
-    params = np.concatenate([np.ravel(w) for w in (hidden_weight, hidden_bias, gate_weight, gate_bias)])
+    params = np.concatenate([np.ravel(w) for w in (hidden_weight.T, hidden_bias, gate_weight.T, gate_bias)])
     return plan, params.astype(np.float32)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def unpack_gate(c, plan, params):
-    """(use_max, wh, bh, wg, bg) as views of pack_gate's arrays, for c input channels."""
+    """(use_max, wh, bh, wg, bg) as views of pack_gate's arrays, for c input channels; the
+    weights in their files' orientation, (outputs, inputs), as transposed views."""
     hidden, groups = plan[1], plan[2]
     nf = hidden if hidden > 0 else c
     o1, o2 = hidden * c, hidden * c + hidden
     o3 = o2 + groups * nf
-    return (plan[0] != 0, params[:o1].reshape(hidden, c), params[o1:o2], params[o2:o3].reshape(groups, nf),
+    return (plan[0] != 0, params[:o1].reshape(c, hidden).T, params[o1:o2], params[o2:o3].reshape(nf, groups).T,
             params[o3:o3 + groups])
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _dense_layer(w_t, b, feat, out):
+    """out[j] = b[j] + the sum over k of w_t[k, j] * feat[k], in float64, added in k order
+    (w_t: the layer's weights transposed, (inputs, outputs)). The loop over j vectorises
+    without reordering any sum, and an input of exactly 0 (a dead channel's pooled value,
+    a hidden unit the ReLU cut) adds nothing and is skipped. The loop over k per output
+    that this replaced vectorised only by reordering its sum (gate_logits allows
+    `reassoc`, for the pooling): SqueezeNet's 24 gates took 207-284 us against 256-340 in
+    all. Not inlined into gate_logits' Numba IR, so that its flags do not apply."""
+    for j in range(out.shape[0]):
+        out[j] = b[j]
+    for k in range(w_t.shape[0]):
+        f = feat[k]
+        if f == 0.0:
+            continue
+        row = w_t[k]
+        for j in range(out.shape[0]):
+            out[j] += row[j] * f
 
 
 @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"})
@@ -43,6 +65,7 @@ def gate_logits(x, live, gate_plan, gate_params):
     flat = x.reshape(n, c, hw)
     use_max, wh, bh, wg, bg = unpack_gate(c, gate_plan, gate_params)
     hidden, groups = wh.shape[0], wg.shape[0]
+    wh_t, wg_t = wh.T, wg.T  # (inputs, outputs), C-contiguous
     z = np.empty((n, groups))
     s = np.empty(c)
     h = np.empty(max(hidden, 1))
@@ -52,18 +75,11 @@ def gate_logits(x, live, gate_plan, gate_params):
             s[ch] = plane_pool(flat[i, ch], use_max, lanes) if live[i, ch] else 0.0
         feat = s
         if hidden > 0:
+            _dense_layer(wh_t, bh, s, h)
             for j in range(hidden):
-                acc = float(bh[j])
-                for ch in range(c):
-                    acc += wh[j, ch] * s[ch]
-                h[j] = max(acc, 0.0)
+                h[j] = max(h[j], 0.0)
             feat = h
-        nf = hidden if hidden > 0 else c
-        for g in range(groups):
-            acc = float(bg[g])
-            for k in range(nf):
-                acc += wg[g, k] * feat[k]
-            z[i, g] = acc
+        _dense_layer(wg_t, bg, feat, z[i])
     return z
 
 

@@ -10,7 +10,7 @@ from pyprune.kernels.cpu.base import Act
 from pyprune.kernels.cpu.conv import conv_direct
 from pyprune.kernels.cpu.conv_gemm import ADD_FULL_BIAS, RELU, SHIFTED
 from pyprune.kernels.cpu.conv_steps import im2col, im2col_shifted
-from pyprune.kernels.cpu.gated_conv import pack_gate, unpack_gate
+from pyprune.kernels.cpu.gated_conv import _dense_layer, pack_gate, unpack_gate
 from pyprune.kernels.cpu.window import valid_range
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, PATTERNS, assert_matches, live_act, make_kernel, mask
@@ -160,6 +160,25 @@ def test_packed_gate_unpacks_to_its_weights(hidden):
     assert use_max
     for got, want in zip(weights, (wh, bh, wg, bg)):
         np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("inputs, outputs", [(1, 1), (7, 3), (64, 256), (512, 64)])
+def test_gate_layer_sums_in_input_order(inputs, outputs):
+    """The gate's layers add each output's terms in input order, in float64, exactly as a
+    plain loop does (no reordered sum), skipping inputs of 0 (dead channels)."""
+    rng = np.random.default_rng(inputs)
+    w_t = rng.normal(size=(inputs, outputs)).astype(np.float32)
+    b = rng.normal(size=outputs).astype(np.float32)
+    feat = rng.normal(size=inputs) * (rng.random(inputs) < 0.6)
+    want = np.empty(outputs)
+    for j in range(outputs):
+        acc = float(b[j])
+        for k in range(inputs):
+            acc += float(w_t[k, j]) * feat[k]
+        want[j] = acc
+    got = np.empty(outputs)
+    _dense_layer(w_t, b, feat, got)
+    np.testing.assert_array_equal(got, want)
 
 
 @st.composite
