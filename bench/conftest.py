@@ -10,6 +10,12 @@ from pyprune import models
 from . import peers
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record which BLAS ran pyprune's GEMMs (MKL or OpenBLAS): report.py prints it."""
+    from pyprune.kernels.cpu import blas
+    machine_info["pyprune_blas"] = blas.describe()
+
+
 @pytest.fixture(scope="session")
 def images():
     return models.synthetic_images(8, seed=0)

@@ -84,8 +84,9 @@ def main(argv=None):
         for name in (order if r % 2 == 0 else order[::-1]):
             per_round[name].append(block_ms(runs[name], images, r * args.block, args.block))
     base = np.array(per_round["onnxruntime dense"])
-    print(f"{args.threads} thread(s), {args.rounds} rounds of {args.block} images per engine, batch 1; "
-          "ratio = pyprune / ONNX Runtime dense within each round\n")
+    from pyprune.kernels.cpu import blas
+    print(f"{args.threads} thread(s), {args.rounds} rounds of {args.block} images per engine, batch 1, "
+          f"pyprune's GEMMs on {blas.describe()}; ratio = pyprune / ONNX Runtime dense within each round\n")
     print("| engine | median ms | ratio, median | ratio, quartiles |\n|---|---:|---:|---:|")
     for name, times in per_round.items():
         ratios = np.array(times) / base

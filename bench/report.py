@@ -26,7 +26,8 @@ def main(paths):
     cpu = info.get("cpu", {})
     dates = ", ".join(d.get("datetime", "")[:19] for d in runs)
     print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; Python "
-          f"{info.get('python_version')}; {len(runs)} run(s): {dates}\n")
+          f"{info.get('python_version')}; pyprune's GEMMs on {info.get('pyprune_blas', '?')}; "
+          f"{len(runs)} run(s): {dates}\n")
     squeezenet(per_run)
     layers(per_run)
     misc(per_run)

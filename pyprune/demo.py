@@ -9,6 +9,7 @@ import numpy as np
 
 from . import load
 from .errors import InputError
+from .kernels.cpu import blas
 
 
 def default_weights_dir():
@@ -58,3 +59,6 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
     g_ms = median_ms(lambda b: gated.run(b, threshold=threshold), singles)
     print(f"\nlatency per image on {gated.device.name} (batch 1, median of {len(singles)}): dense {d_ms:.3f} ms, "
           f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms (loading kernels)")
+    if gated.device.name == "cpu":
+        print(f"GEMMs on {blas.describe()}" + ("" if blas.BACKEND == "mkl" else
+                                                "; pip install 'pyprune[mkl]' for Intel MKL's (faster on x86-64)"))

@@ -1,6 +1,6 @@
 """One threading policy for the thread pools a session uses.
 
-BLAS (OpenBLAS inside NumPy) runs the GEMMs of the convolutions and linear layers; the
+BLAS runs the GEMMs of the convolutions and linear layers; the
 Numba kernels (im2col, gathers, pools, gates, element-wise) run between those GEMMs.
 `set_num_threads(n)` sets how many cores pyprune uses, and a call uses them in one of two
 ways, never both at once, so the cores are never oversubscribed:
@@ -14,9 +14,12 @@ ways, never both at once, so the cores are never oversubscribed:
   reads operands that the other core just wrote, which cost this 2-core VM the second
   core's gain on the gated layers (bench/README.md, tenth session).
 
-OpenBLAS's thread count is process-wide and changing it costs about 1 ms, so it changes
-only when a call needs the other count than the last one did (`lanes_for`). Numba's pool
-is set to n for user code beside us; pyprune's kernels do not use it.
+BLAS is NumPy's OpenBLAS; where the `mkl` extra is installed and n is 1, Intel MKL's
+sgemm, single-threaded, runs pyprune's GEMMs instead (kernels/cpu/blas.py: faster on one
+core; with n >= 2 OpenBLAS runs a batch of one and a batch's chunks alike, so both give the
+same bits). OpenBLAS's thread count is process-wide and changing it costs about 1 ms, so it
+changes only when a call needs the other count than the last one did (`lanes_for`).
+Numba's pool is set to n for user code beside us; pyprune's kernels do not use it.
 """
 
 import ctypes
@@ -37,6 +40,14 @@ def _call(names, *args):
     return [fn(*args) for _, fn in openblas.functions(names)]
 
 
+def _use_gemm_library(n):
+    """Point pyprune's sgemm at the library for n threads (kernels/cpu/blas.py)."""
+    from .kernels.cpu import blas
+    backend = blas.backend_for(n)
+    if backend is not None and backend != blas.BACKEND:
+        blas.use(backend)
+
+
 def set_num_threads(n=None):
     """Use n threads (default: every core): BLAS's count for a batch of one, and the
     number of sample chunks run at once for a bigger batch. Returns the number set."""
@@ -46,6 +57,7 @@ def set_num_threads(n=None):
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
     _call(_SETTERS, ctypes.c_int(n))
+    _use_gemm_library(n)
     _chosen, _blas_held = n, n
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return n
@@ -57,6 +69,7 @@ def get_num_threads():
     global _chosen
     if _chosen is None:
         _chosen = max(1, blas_num_threads() or 1)
+        _use_gemm_library(_chosen)
     return _chosen
 
 

@@ -1,34 +1,95 @@
 """sgemm callable from inside Numba kernels, so that a whole convolution (gathers, im2col,
 GEMM, epilogue) runs as one compiled call instead of a Python sequence of calls.
 
-It is NumPy's own OpenBLAS (its 64-bit-integer cblas_sgemm), registered with LLVM under
-a fixed name: cached kernels refer to that name, so they link in every later process.
-AVAILABLE is False where NumPy ships no such OpenBLAS (another BLAS, or a 32-bit-integer
-build); the conv kernels then take their Python path, which calls np.matmul.
+Two libraries can serve it: NumPy's own OpenBLAS (its 64-bit-integer cblas_sgemm) and,
+where the `mkl` extra is installed, Intel MKL's (mkl.py), single-threaded. Compiled code
+calls whichever address the pointer variable SYMBOL holds, and LLVM knows that variable by
+a fixed name, so cached kernels link in every later process and `use()` switches library
+without recompiling. threads.py switches: MKL while pyprune runs on one thread, where its
+sgemm took 0.85-0.92x OpenBLAS's time for whole SqueezeNet nets (bench/README.md, twelfth
+session); OpenBLAS with n threads otherwise, for a batch of one and for the chunks of a
+bigger batch alike, so that a batch always gives bitwise what its images give alone.
+PYPRUNE_BLAS=openblas or mkl fixes the library instead (default auto).
+
+AVAILABLE is False where neither library has an ILP64 sgemm (NumPy with another BLAS, or
+a 32-bit-integer build); the conv kernels then take their Python path, which calls
+np.matmul.
 """
+
+import ctypes
+import os
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ... import openblas
+from ... import mkl, openblas
+from ...errors import PyPruneError
 
-SYMBOL = "pyprune_cblas_sgemm_ilp64"
+SYMBOL = "pyprune_sgemm_target"  # a pointer variable: the address of the sgemm in use
 _CANDIDATES = ("scipy_cblas_sgemm64_", "cblas_sgemm64_")  # ILP64 builds only: ints are int64
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+CHOICES = ("auto", "mkl", "openblas")
+_target = ctypes.c_void_p(None)
 
 
-def _register():
-    found = openblas.first_symbol(_CANDIDATES)
-    if found is None:
-        return False
-    llvm.add_symbol(SYMBOL, found[1])
-    return True
+def _choice():
+    wanted = os.environ.get("PYPRUNE_BLAS", "auto").strip().lower() or "auto"
+    if wanted not in CHOICES:
+        raise PyPruneError(f"PYPRUNE_BLAS must be one of {', '.join(CHOICES)}, got {wanted!r}")
+    return wanted
 
 
-AVAILABLE = _register()
+def _addresses():
+    """Backend name -> address of its ILP64 sgemm, for the libraries PYPRUNE_BLAS allows."""
+    wanted = _choice()
+    found = {}
+    if wanted in ("auto", "openblas"):
+        symbol = openblas.first_symbol(_CANDIDATES)
+        if symbol is not None:
+            found["openblas"] = symbol[1]
+    if wanted in ("auto", "mkl"):
+        address = mkl.sgemm_address()
+        if address is not None:
+            found["mkl"] = address
+        elif wanted == "mkl":
+            raise PyPruneError("PYPRUNE_BLAS=mkl, but Intel MKL's runtime was not found: "
+                               "install it with pip install 'pyprune[mkl]'")
+    return found
+
+
+ADDRESSES = _addresses()
+AVAILABLE = bool(ADDRESSES)
+llvm.add_symbol(SYMBOL, ctypes.addressof(_target))
+BACKEND = None  # the library sgemm calls now: 'mkl', 'openblas' or None
+
+
+def use(backend):
+    """Make sgemm call `backend`'s library from now on (one of ADDRESSES)."""
+    global BACKEND
+    _target.value = ADDRESSES[backend]
+    BACKEND = backend
+
+
+def backend_for(threads):
+    """The library for pyprune running on `threads` threads: MKL (single-threaded) on one
+    thread where it is there, else OpenBLAS where it is there."""
+    if "mkl" in ADDRESSES and (threads == 1 or "openblas" not in ADDRESSES):
+        return "mkl"
+    return "openblas" if "openblas" in ADDRESSES else None
+
+
+# Never a null target: OpenBLAS until threads.py picks for the thread count.
+if AVAILABLE:
+    use("openblas" if "openblas" in ADDRESSES else "mkl")
+
+
+def describe():
+    """Which BLAS runs the CPU convs' GEMMs now, in words (the demo and the benchmarks print it)."""
+    if BACKEND == "mkl":
+        return f"Intel MKL {mkl.version()} (1 thread)"
+    return "NumPy's OpenBLAS" if BACKEND == "openblas" else "np.matmul (no BLAS callable from Numba)"
 
 
 @intrinsic
@@ -46,7 +107,7 @@ def sgemm(typingctx, trans_a, m, n, k, a, lda, b, ldb, c, ldc):
         vp = ir.IntType(8).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, f32, vp, i64,
                                                vp, i64, f32, vp, i64])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, SYMBOL)
+        fn = builder.bitcast(builder.load(_target_variable(builder.module, vp)), fnty.as_pointer())
         ta, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = zip(args, signature.args)
 
         def as_int(arg):
@@ -62,3 +123,12 @@ def sgemm(typingctx, trans_a, m, n, k, a, lda, b, ldb, c, ldc):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _target_variable(module, ty):
+    """The external pointer variable SYMBOL, declared once per module; LLVM resolves it
+    to _target's address (llvm.add_symbol above) wherever the module is linked."""
+    try:
+        return module.get_global(SYMBOL)
+    except KeyError:
+        return ir.GlobalVariable(module, ty, SYMBOL)

@@ -1,11 +1,18 @@
-"""sgemm called from Numba (kernels/cpu/blas.py) against NumPy, and the check that
-gemm_conv writes only into a channel slice of its buffer."""
+"""sgemm called from Numba (kernels/cpu/blas.py) against NumPy, the check that gemm_conv
+writes only into a channel slice of its buffer, and the choice of BLAS (PYPRUNE_BLAS)."""
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
+from pyprune import mkl
+from pyprune.errors import PyPruneError
 from pyprune.kernels.cpu import blas
 from pyprune.kernels.cpu.conv_gemm import conv_plan, gemm_conv
 
@@ -48,3 +55,106 @@ def test_gemm_conv_rejects_an_output_outside_its_buffer():
     for out in (elsewhere, buffer[:, 6:]):
         with pytest.raises(ValueError, match="channel slice"):
             gemm_conv(*args, buffer, out, written)
+
+
+# Which library sgemm calls: PYPRUNE_BLAS limits the choice for the whole process, so each
+# setting runs in a child process of its own: a small gated net against the float64
+# reference, at one thread and at two.
+_CHILD = """
+import json, sys, numpy as np, pyprune
+from pyprune import models
+from pyprune.kernels.cpu import blas
+from pyprune.reference import run_reference
+model = models.tiny_net(gated=True, seed=3)
+x = np.random.default_rng(0).normal(size=(3, 3, 16, 16)).astype(np.float32)
+want = run_reference(model, {"input": x})[0][model.outputs[0]]
+out = []
+for threads in (1, 2):
+    pyprune.set_num_threads(threads)
+    y = pyprune.Session(model).run(x)
+    out.append([blas.BACKEND, float(np.abs(y - want).max()), float(np.abs(want).max())])
+print(json.dumps(out))
+"""
+
+
+def _child(env_value, code=_CHILD):
+    env = {k: v for k, v in os.environ.items() if k != "PYPRUNE_BLAS"}
+    if env_value is not None:
+        env["PYPRUNE_BLAS"] = env_value
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("choice", ["auto", "openblas", "mkl"])
+def test_each_blas_choice_runs_a_gated_net_like_the_reference(choice):
+    if choice != "openblas" and "mkl" not in blas.ADDRESSES:
+        pytest.skip("the mkl extra is not installed")
+    done = _child(choice)
+    assert done.returncode == 0, done.stderr
+    (one, err1, scale), (two, err2, _) = json.loads(done.stdout.splitlines()[-1])
+    assert (one, two) == {"auto": ("mkl", "openblas"), "openblas": ("openblas", "openblas"),
+                          "mkl": ("mkl", "mkl")}[choice]
+    assert max(err1, err2) <= 1e-4 * max(1.0, scale)
+
+
+def test_backend_for_takes_mkl_on_one_thread_only(monkeypatch):
+    monkeypatch.setattr(blas, "ADDRESSES", {"openblas": 1, "mkl": 2})
+    assert [blas.backend_for(n) for n in (1, 2, 8)] == ["mkl", "openblas", "openblas"]
+    monkeypatch.setattr(blas, "ADDRESSES", {"openblas": 1})
+    assert [blas.backend_for(n) for n in (1, 2)] == ["openblas", "openblas"]
+    monkeypatch.setattr(blas, "ADDRESSES", {"mkl": 2})
+    assert [blas.backend_for(n) for n in (1, 2)] == ["mkl", "mkl"]
+    monkeypatch.setattr(blas, "ADDRESSES", {})
+    assert blas.backend_for(1) is None
+
+
+def test_an_unknown_blas_choice_is_a_clear_error():
+    done = _child("atlas", "import pyprune.kernels.cpu.blas")
+    assert done.returncode != 0
+    assert "PYPRUNE_BLAS must be one of auto, mkl, openblas, got 'atlas'" in done.stderr
+
+
+def test_asking_for_mkl_where_it_is_missing_names_the_extra(monkeypatch):
+    monkeypatch.setenv("PYPRUNE_BLAS", "mkl")
+    monkeypatch.setattr(mkl, "sgemm_address", lambda: None)
+    with pytest.raises(PyPruneError, match=r"pip install 'pyprune\[mkl\]'"):
+        blas._addresses()
+
+
+@pytest.mark.skipif(len(blas.ADDRESSES) < 2, reason="only one BLAS here")
+def test_switching_library_needs_no_recompile():
+    """Compiled code calls through the pointer that use() sets: each library in turn, same
+    compiled function, each against NumPy."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(5, 7)).astype(np.float32), rng.normal(size=(7, 9)).astype(np.float32)
+    before = blas.BACKEND
+    try:
+        for backend in ("mkl", "openblas", "mkl"):
+            blas.use(backend)
+            c = np.zeros((5, 9), np.float32)
+            call_sgemm(False, a, b, c, 0)
+            np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    finally:
+        blas.use(before)
+
+
+@pytest.mark.skipif("mkl" not in blas.ADDRESSES, reason="the mkl extra is not installed")
+@pytest.mark.parametrize("m, k, n", [(16, 1152, 49), (7, 64, 3025), (33, 72, 729)])
+def test_mkl_gives_the_same_bits_at_every_alignment(m, k, n):
+    """MKL runs in CNR mode (mkl.py), whose results do not depend on where the operands
+    lie: a sample's operands sit at other offsets alone than inside a batch."""
+    rng = np.random.default_rng(m + k + n)
+    a0, b0 = rng.normal(size=(m, k)).astype(np.float32), rng.normal(size=(k, n)).astype(np.float32)
+    before = blas.BACKEND
+    results = []
+    try:
+        blas.use("mkl")
+        for offset in range(0, 16, 3):
+            a = np.empty(m * k + 16, np.float32)[offset:offset + m * k].reshape(m, k)
+            b = np.empty(k * n + 16, np.float32)[15 - offset:15 - offset + k * n].reshape(k, n)
+            a[:], b[:] = a0, b0
+            c = np.empty(m * n + 16, np.float32)[offset:offset + m * n].reshape(m, n)
+            call_sgemm(False, a, b, c, 0)
+            results.append(c.copy())
+    finally:
+        blas.use(before)
+    assert all(np.array_equal(results[0], r) for r in results[1:])
