@@ -60,5 +60,8 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
     print(f"\nlatency per image on {gated.device.name} (batch 1, median of {len(singles)}): dense {d_ms:.3f} ms, "
           f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms (loading kernels)")
     if gated.device.name == "cpu":
-        print(f"GEMMs on {blas.describe()}" + ("" if blas.BACKEND == "mkl" else
-                                                "; pip install 'pyprune[mkl]' for Intel MKL's (faster on x86-64)"))
+        line = f"GEMMs on {blas.describe()}"
+        if blas.BACKEND != "mkl":
+            line += ("; Intel MKL's run them after pyprune.set_num_threads(1)" if "mkl" in blas.ADDRESSES
+                     else "; pip install 'pyprune[mkl]' for Intel MKL's (faster on one thread, x86-64)")
+        print(line)

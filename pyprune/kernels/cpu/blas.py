@@ -85,11 +85,13 @@ if AVAILABLE:
     use("openblas" if "openblas" in ADDRESSES else "mkl")
 
 
-def describe():
-    """Which BLAS runs the CPU convs' GEMMs now, in words (the demo and the benchmarks print it)."""
-    if BACKEND == "mkl":
+def describe(backend="now"):
+    """The BLAS that runs the CPU convs' GEMMs now (or `backend`'s), in words, for the demo
+    and the benchmarks."""
+    backend = BACKEND if backend == "now" else backend
+    if backend == "mkl":
         return f"Intel MKL {mkl.version()} (1 thread)"
-    return "NumPy's OpenBLAS" if BACKEND == "openblas" else "np.matmul (no BLAS callable from Numba)"
+    return "NumPy's OpenBLAS" if backend == "openblas" else "np.matmul (no BLAS callable from Numba)"
 
 
 @intrinsic
