@@ -45,7 +45,8 @@ def library_path():
 def library():
     """ctypes handle of MKL's runtime library, sequential and in CNR mode (both set before
     its first computation, as MKL requires), or None where the `mkl` package is not
-    installed, its library does not load or it refuses CNR on this CPU."""
+    installed, its library does not load, or it refuses either setting (on this CPU, or
+    because something else in the process already ran MKL)."""
     path = library_path()
     if path is None:
         return None
@@ -53,7 +54,8 @@ def library():
         lib = ctypes.CDLL(path)
     except OSError:
         return None
-    lib.MKL_Set_Threading_Layer(ctypes.c_int(_SEQUENTIAL))
+    if lib.MKL_Set_Threading_Layer(ctypes.c_int(_SEQUENTIAL)) != _SEQUENTIAL:
+        return None
     if "MKL_CBWR" not in os.environ and lib.MKL_CBWR_Set(ctypes.c_int(_CBWR_AUTO)) != 0:
         return None
     return lib
