@@ -11,11 +11,10 @@ from . import peers
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    """Record which BLAS runs pyprune's GEMMs at 1 and at 2 threads (MKL or OpenBLAS:
-    threads.py picks by the thread count); report.py prints it."""
+    """Record which BLAS runs pyprune's GEMMs (MKL or OpenBLAS, single-threaded: blas.py
+    picks by the CPU); report.py prints it."""
     from pyprune.kernels.cpu import blas
-    machine_info["pyprune_blas"] = f"{blas.describe(blas.backend_for(1))} at 1 thread, " \
-                                   f"{blas.describe(blas.backend_for(2))} at 2"
+    machine_info["pyprune_blas"] = f"{blas.describe()}, single-threaded"
 
 
 @pytest.fixture(scope="session")

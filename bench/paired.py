@@ -12,8 +12,8 @@ net, each engine's median ms per image and the median and quartiles over the rou
 pyprune / ONNX Runtime dense.
 
 At 2 threads ONNX Runtime's workers are told not to spin between runs
-(session.intra_op.allow_spinning = 0): spinning, they would hold the core that OpenBLAS's
-second thread needs when the blocks alternate. That makes ONNX Runtime a little slower
+(session.intra_op.allow_spinning = 0): spinning, they would hold a core that pyprune's
+run needs when the blocks alternate. That makes ONNX Runtime a little slower
 than it is when served alone.
 """
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from . import load
+from . import load, mkl
 from .errors import InputError
 from .kernels.cpu import blas
 
@@ -61,7 +61,6 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
           f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms (loading kernels)")
     if gated.device.name == "cpu":
         line = f"GEMMs on {blas.describe()}"
-        if blas.BACKEND != "mkl":
-            line += ("; Intel MKL's run them after pyprune.set_num_threads(1)" if "mkl" in blas.ADDRESSES
-                     else "; pip install 'pyprune[mkl]' for Intel MKL's (faster on one thread, x86-64)")
+        if blas.BACKEND != "mkl" and "mkl" not in blas.ADDRESSES and mkl.cpu_is_intel():
+            line += "; pip install 'pyprune[mkl]' for Intel MKL's (faster on Intel CPUs)"
         print(line)

@@ -1,10 +1,11 @@
 """Intel MKL's runtime library (the optional `mkl` extra), found once where it is installed:
-kernels/cpu/blas.py calls its sgemm from inside Numba kernels while pyprune runs on one
-thread.
+kernels/cpu/blas.py calls its sgemm, single-threaded, from inside Numba kernels on Intel CPUs.
 
-Why: alone, on SqueezeNet's conv GEMMs, MKL's sgemm took 0.65-0.83x the time of
-OpenBLAS's, and 0.30-0.69x on the few-kernel GEMMs of gated layers, where OpenBLAS packs
-the whole right operand for a handful of rows (bench/README.md, twelfth session).
+Why: alone, on SqueezeNet's conv GEMMs on an Intel host, MKL's sgemm took 0.65-0.83x the
+time of OpenBLAS's, and 0.30-0.69x on the few-kernel GEMMs of gated layers, where OpenBLAS
+packs the whole right operand for a handful of rows (twelfth session). On an AMD EPYC
+(Zen 3) the same shapes took 1.02-1.96x OpenBLAS's time, 1.35x in all (thirteenth
+session, bench/README.md).
 
 The library is located through the `mkl` package's own file list, so it is found in a
 virtual environment as well as in the interpreter's prefix, with no loader path to set.
@@ -14,15 +15,16 @@ import ctypes
 import functools
 import importlib.metadata
 import os
+import platform
 
-# MKL_Set_Threading_Layer(SEQUENTIAL): MKL runs on the calling thread only. pyprune uses it
-# while it runs on one thread (kernels/cpu/blas.py), so MKL's own threads would only
-# spin beside it: with libiomp5's threads ('intel'), a 2-thread batch of one took 1.24-1.58x
-# OpenBLAS's time on the gated nets when run alternately with other processes.
+# MKL_Set_Threading_Layer(SEQUENTIAL): MKL runs on the calling thread only, as every BLAS
+# does under pyprune (threads.py). MKL's own threads would also split the sums over k of
+# some GEMMs and change their bits, and with libiomp5's threads ('intel'), a 2-thread batch
+# of one took 1.24-1.58x OpenBLAS's time on the gated nets (twelfth session).
 _SEQUENTIAL = 1
 
 # MKL_CBWR_Set(AUTO): conditional numerical reproducibility on the code branch MKL picks for
-# this CPU. With a fixed thread count (always one here) it gives bitwise the same result
+# this CPU. At one thread (always, here) it gives bitwise the same result
 # whatever the operands' alignment, so a sample gives the same bits alone and inside a
 # batch (DESIGN.md). MKL's own MKL_CBWR, where the user set it, is left as it is.
 _CBWR_AUTO = 2
@@ -59,6 +61,27 @@ def library():
     if "MKL_CBWR" not in os.environ and lib.MKL_CBWR_Set(ctypes.c_int(_CBWR_AUTO)) != 0:
         return None
     return lib
+
+
+@functools.cache
+def cpu_is_intel():
+    """Whether this CPU is Intel's, where MKL's sgemm beats OpenBLAS's; on others MKL runs
+    slower code paths (kernels/cpu/blas.py)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpuinfo = info.read(8192)
+    except OSError:
+        cpuinfo = ""
+    return vendor_is_intel(cpuinfo, platform.processor())
+
+
+def vendor_is_intel(cpuinfo, processor):
+    """From Linux's /proc/cpuinfo (its vendor_id), else from what the platform module names
+    the processor (Windows: "Intel64 Family 6 ..., GenuineIntel")."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[1].strip() == "GenuineIntel"
+    return "intel" in processor.lower()
 
 
 def version():

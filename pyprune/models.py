@@ -138,14 +138,27 @@ def calibrate_gates(model, images, active_fraction):
     cut = {n.name: gate_cut(sess.info.attrs[n.name]["threshold"]) for n in model.nodes if n.op == "GatedConv2d"}
 
     def hook(name, z, bias):
-        q = np.quantile(z, 1.0 - active_fraction)
-        delta = cut[name] - q if active_fraction < 1.0 else cut[name] - z.min() + 1.0
+        delta = cut[name] - _cut_between(z, active_fraction) if active_fraction < 1.0 else cut[name] - z.min() + 1.0
         node = model.node(name)
         node.weights["gate_bias"] = (node.weights["gate_bias"].astype(np.float64) + delta).astype(np.float32)
         return z + delta
 
     sess._run(images, None, stats=False, gate_hook=hook)
     return model
+
+
+def _cut_between(z, active_fraction):
+    """A point that leaves round(active_fraction * z.size) of the logits z above it, midway
+    between the last logit it leaves below and the first above: a logit on the cut itself
+    (as np.quantile gives wherever its index is whole) would be decided by the last bits of
+    its sums, and could go either way between engines and BLAS libraries."""
+    z = np.sort(z, axis=None)
+    keep = min(max(int(round(active_fraction * z.size)), 0), z.size)
+    if keep == 0:
+        return z[-1] + 1.0
+    if keep == z.size:
+        return z[0] - 1.0
+    return 0.5 * (z[z.size - keep - 1] + z[z.size - keep])
 
 
 def synthetic_images(n, seed=0, size=224):

@@ -46,10 +46,10 @@ class Session:
     chunks of samples, each of at least config.SPLIT_MIN_MACS dense MACs (1 sample of
     SqueezeNet 1.1, 7 of the shipped MNIST model), and runs them at once, one per thread,
     each through its own copy of the kernels (made on first need: the packed weights and
-    work buffers again), with BLAS at one thread (pyprune/threads.py says why). The
-    results agree with the unsplit run's (the same per-sample work; only BLAS's
-    thread count differs). Set `split_batches` to False to run every batch whole on the
-    calling thread.
+    work buffers again). BLAS runs single-threaded everywhere (pyprune/threads.py says
+    why), so the results are bitwise the unsplit run's, and each sample's are what it
+    gives alone. Set `split_batches` to False to run every batch whole on the calling
+    thread.
     """
 
     split_batches = True

@@ -1,28 +1,35 @@
 """One threading policy for the thread pools a session uses.
 
-BLAS runs the GEMMs of the convolutions and linear layers; the
-Numba kernels (im2col, gathers, pools, gates, element-wise) run between those GEMMs.
-`set_num_threads(n)` sets how many cores pyprune uses, and a call uses them in one of two
-ways, never both at once, so the cores are never oversubscribed:
+BLAS runs the GEMMs of the convolutions and linear layers; the Numba kernels (im2col,
+gathers, pools, gates, element-wise) run between those GEMMs. `set_num_threads(n)` sets
+how many cores pyprune uses:
 
 - a batch of one (and any call that gathers per-layer stats or calibrates) runs on the
-  calling thread, with BLAS at n threads for its GEMMs;
+  calling thread;
 - a bigger batch is cut into up to n chunks of samples (each of at least
   config.SPLIT_MIN_MACS dense MACs) that run at the same time, one per thread, each
-  through its own copy of the session's kernels, with BLAS at one thread. Each thread
-  keeps its own samples' activations in its own core's cache: a GEMM split over two cores
-  reads operands that the other core just wrote, which cost this 2-core VM the second
-  core's gain on the gated layers (bench/README.md, tenth session).
+  through its own copy of the session's kernels. Each thread keeps its own samples'
+  activations in its own core's cache.
 
-BLAS is NumPy's OpenBLAS; where the `mkl` extra is installed and n is 1, Intel MKL's
-sgemm, single-threaded, runs pyprune's GEMMs instead (kernels/cpu/blas.py: faster on one
-core; with n >= 2 OpenBLAS runs a batch of one and a batch's chunks alike, so both give the
-same bits). OpenBLAS's thread count is process-wide and changing it costs about 1 ms, so it
-changes only when a call needs the other count than the last one did (`lanes_for`).
+BLAS always runs single-threaded, so the cores are never oversubscribed and a sample's
+GEMMs run the same code alone and inside a batch: a batch gives bitwise what its images
+give alone (DESIGN.md), whatever n is. OpenBLAS's threaded sgemm does not: on an AMD
+EPYC (Zen 3, OpenBLAS's Haswell kernels) its results at 2 threads differed in the last
+bits from its results at 1 thread on 7 of 9 SqueezeNet shapes, even at k = 16, and a gate
+near its threshold can then decide differently. Its second thread did not pay either:
+a batch of one at n = 2 took 1.01x (dense), 1.19x and 1.29x (gated 50% and 25%) the time of
+one thread there, and on the Intel host of earlier sessions single-threaded MKL took 0.70-1.00x
+OpenBLAS's two threads (bench/README.md, thirteenth and twelfth sessions).
+
+So pyprune sets NumPy's OpenBLAS to one thread, process-wide, the first time it needs a
+thread count (set_num_threads, or the first run), and leaves it there: changing it costs
+about 1 ms, too much to do around every call. Your own NumPy code in the same process then
+runs OpenBLAS on one thread too; threadpoolctl can raise it again between pyprune calls.
 Numba's pool is set to n for user code beside us; pyprune's kernels do not use it.
 """
 
 import ctypes
+import functools
 import os
 
 from . import openblas
@@ -33,32 +40,29 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads
             "openblas_get_num_threads64_", "openblas_get_num_threads")
 
 _chosen = None  # n from set_num_threads, or BLAS's count when pyprune first needed one
-_blas_held = None  # the count pyprune last gave BLAS; None: it has not changed it
 
 
 def _call(names, *args):
     return [fn(*args) for _, fn in openblas.functions(names)]
 
 
-def _use_gemm_library(n):
-    """Point pyprune's sgemm at the library for n threads (kernels/cpu/blas.py)."""
-    from .kernels.cpu import blas
-    backend = blas.backend_for(n)
-    if backend is not None and backend != blas.BACKEND:
-        blas.use(backend)
+@functools.cache
+def _first_getter():
+    """The thread-count getter of the first OpenBLAS found (NumPy's), or None; found once,
+    since finding it reads /proc/self/maps."""
+    return next((fn for _, fn in openblas.functions(_GETTERS)), None)
 
 
 def set_num_threads(n=None):
-    """Use n threads (default: every core): BLAS's count for a batch of one, and the
-    number of sample chunks run at once for a bigger batch. Returns the number set."""
+    """Use n threads (default: every core): the number of sample chunks a batch runs as at
+    once. BLAS stays at one thread (above). Returns the number set."""
     import numba
-    global _chosen, _blas_held
+    global _chosen
     n = int(os.cpu_count() or 1) if n is None else int(n)
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
-    _call(_SETTERS, ctypes.c_int(n))
-    _use_gemm_library(n)
-    _chosen, _blas_held = n, n
+    _single_threaded_blas()
+    _chosen = n
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return n
 
@@ -69,32 +73,25 @@ def get_num_threads():
     global _chosen
     if _chosen is None:
         _chosen = max(1, blas_num_threads() or 1)
-        _use_gemm_library(_chosen)
+        _single_threaded_blas()
     return _chosen
 
 
 def blas_num_threads():
     """The count BLAS (the first OpenBLAS found) runs with now, or None."""
-    found = _call(_GETTERS)
-    return found[0] if found else None
+    getter = _first_getter()
+    return None if getter is None else getter()
 
 
 def lanes_for(batch, min_per_lane, can_split):
     """How many chunks of at least `min_per_lane` samples a call on `batch` samples runs
-    as at once (1: the whole batch on the calling thread), with BLAS's thread count set for
-    that: one thread per chunk where there are several, else get_num_threads(). BLAS is
-    changed only where the last call left it at the other count (about 1 ms a change)."""
+    as at once (1: the whole batch on the calling thread). Puts BLAS back to one thread
+    where something raised it since the last call (a getter call, well under 1 us)."""
     n = get_num_threads()
-    lanes = max(1, min(n, batch // min_per_lane)) if can_split else 1
-    if lanes > 1:
-        _hold_blas(1)
-    elif _blas_held is not None:
-        _hold_blas(n)
-    return lanes
+    if blas_num_threads() not in (1, None):
+        _single_threaded_blas()
+    return max(1, min(n, batch // min_per_lane)) if can_split else 1
 
 
-def _hold_blas(count):
-    global _blas_held
-    if _blas_held != count:
-        _call(_SETTERS, ctypes.c_int(count))
-        _blas_held = count
+def _single_threaded_blas():
+    _call(_SETTERS, ctypes.c_int(1))

@@ -159,8 +159,19 @@ def test_calibration_hits_the_requested_fraction():
     models.calibrate_gates(model, x, 0.25)
     _, stats = pyprune.Session(model).run_with_stats(x)
     for layer in stats.layers:
-        if layer.gated:
-            assert abs(layer.active.mean() / layer.kernels - 0.25) < 0.05, layer.name
+        if layer.gated:  # exactly a quarter of the 8 x kernels decisions (group size 1)
+            assert layer.active.sum() == round(0.25 * 8 * layer.kernels), layer.name
+
+
+def test_calibration_puts_the_cut_between_logits():
+    """No calibration logit on the cut: np.quantile gives one exactly there wherever its
+    index is whole (0.6 of 96 values here), and its decision then hung on the last bits."""
+    z = np.random.default_rng(0).normal(size=(6, 16))
+    cut = models._cut_between(z, 0.4)
+    assert (z > cut).sum() == round(0.4 * 96) and np.abs(z - cut).min() > 0
+    below, above = z[z < cut].max(), z[z > cut].min()
+    assert cut == 0.5 * (below + above)
+    assert (z > models._cut_between(z, 0.001)).sum() == 0 and (z > models._cut_between(z, 0.999)).sum() == 96
 
 
 def test_several_outputs_come_back_by_name():

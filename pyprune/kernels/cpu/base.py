@@ -14,6 +14,14 @@ class Act:
         self.data, self.live = data, live
 
 
+def c_contiguous(x):
+    """x, or an Act of a C-contiguous copy of its data (a strided view of the user's input):
+    the convs' one compiled call needs it, and their Python path, which it would otherwise
+    take, multiplies with NumPy's BLAS, not always the library the compiled call uses, so
+    the copy's bits would differ from those of the same values passed contiguous."""
+    return x if x.data.flags.c_contiguous else Act(np.ascontiguousarray(x.data), x.live)
+
+
 class CpuKernel:
     """Base of CPU kernels. A subclass packs weights in __init__ and implements run().
 

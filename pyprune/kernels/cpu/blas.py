@@ -1,15 +1,16 @@
 """sgemm callable from inside Numba kernels, so that a whole convolution (gathers, im2col,
 GEMM, epilogue) runs as one compiled call instead of a Python sequence of calls.
 
-Two libraries can serve it: NumPy's own OpenBLAS (its 64-bit-integer cblas_sgemm) and,
-where the `mkl` extra is installed, Intel MKL's (mkl.py), single-threaded. Compiled code
-calls whichever address the pointer variable SYMBOL holds, and LLVM knows that variable by
-a fixed name, so cached kernels link in every later process and `use()` switches library
-without recompiling. threads.py switches: MKL while pyprune runs on one thread, where its
-sgemm took 0.85-0.92x OpenBLAS's time for whole SqueezeNet nets (bench/README.md, twelfth
-session); OpenBLAS with n threads otherwise, for a batch of one and for the chunks of a
-bigger batch alike, so that a batch always gives bitwise what its images give alone.
-PYPRUNE_BLAS=openblas or mkl fixes the library instead (default auto).
+Two libraries can serve it, both single-threaded (threads.py says why): NumPy's own
+OpenBLAS (its 64-bit-integer cblas_sgemm) and, where the `mkl` extra is installed, Intel
+MKL's (mkl.py). Compiled code calls whichever address the pointer variable SYMBOL holds,
+and LLVM knows that variable by a fixed name, so cached kernels link in every later process
+and `use()` switches library without recompiling.
+
+PYPRUNE_BLAS=openblas or mkl picks the library; auto (the default) takes MKL on Intel CPUs
+only. There its sgemm took 0.85-0.92x OpenBLAS's time for whole SqueezeNet nets (twelfth
+session); on an AMD EPYC (Zen 3) it took 1.03-1.18x (thirteenth session): MKL keeps its
+fast code paths for Intel's processors (bench/README.md).
 
 AVAILABLE is False where neither library has an ILP64 sgemm (NumPy with another BLAS, or
 a 32-bit-integer build); the conv kernels then take their Python path, which calls
@@ -72,17 +73,16 @@ def use(backend):
     BACKEND = backend
 
 
-def backend_for(threads):
-    """The library for pyprune running on `threads` threads: MKL (single-threaded) on one
-    thread where it is there, else OpenBLAS where it is there."""
-    if "mkl" in ADDRESSES and (threads == 1 or "openblas" not in ADDRESSES):
+def preferred():
+    """The library pyprune's GEMMs run on: MKL where PYPRUNE_BLAS allows it and the CPU is
+    Intel's (or where it is the only one), else OpenBLAS; None where neither is there."""
+    if "mkl" in ADDRESSES and (mkl.cpu_is_intel() or "openblas" not in ADDRESSES):
         return "mkl"
     return "openblas" if "openblas" in ADDRESSES else None
 
 
-# Never a null target: OpenBLAS until threads.py picks for the thread count.
 if AVAILABLE:
-    use("openblas" if "openblas" in ADDRESSES else "mkl")
+    use(preferred())
 
 
 def describe(backend="now"):
@@ -90,7 +90,7 @@ def describe(backend="now"):
     and the benchmarks."""
     backend = BACKEND if backend == "now" else backend
     if backend == "mkl":
-        return f"Intel MKL {mkl.version()} (1 thread)"
+        return f"Intel MKL {mkl.version()}"
     return "NumPy's OpenBLAS" if backend == "openblas" else "np.matmul (no BLAS callable from Numba)"
 
 

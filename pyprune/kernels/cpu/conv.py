@@ -11,7 +11,7 @@ from numba import njit
 
 from ... import config
 from ..macs import conv_macs
-from .base import Act, CpuKernel
+from .base import Act, CpuKernel, c_contiguous
 from .blas import AVAILABLE as BLAS_IN_NUMBA
 from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, POINTWISE, RELU, SHIFTED, TRANSPOSED, conv_plan, gemm_conv, \
     prepare_sample
@@ -143,6 +143,7 @@ class ConvKernel(CpuKernel):
         """Convolve x (an Act) computing only `active` (N, C_out) channels (None: all),
         into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
         n = x.data.shape[0]
+        x = c_contiguous(x)
         out, buffer, written, one_call = self.begin_call(x, out)
         if self.groups != 1:
             conv_direct(x.data, self.weight, self.epilogue_bias, self.live_of(x), self.active_of(n, active),

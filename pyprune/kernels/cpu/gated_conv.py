@@ -6,7 +6,7 @@ from numba import njit
 
 from ...ops.conv import gate_cut
 from ..macs import gate_macs
-from .base import Act
+from .base import Act, c_contiguous
 from .conv import ConvKernel
 from .conv_gemm import gemm_conv
 from .pool import plane_pool
@@ -116,7 +116,7 @@ class GatedConvKernel(ConvKernel):
         self.file_cut = gate_cut(a["threshold"])  # the usual case, computed once
 
     def run(self, xs, ctx, out=None):
-        x = xs[0]
+        x = c_contiguous(xs[0])
         n = x.data.shape[0]
         if ctx.gate_hook is None and self.one_call_gate:
             out, buffer, written, one_call = self.begin_call(x, out)
@@ -128,7 +128,7 @@ class GatedConvKernel(ConvKernel):
                                 out, written)
                 self.end_call(n, active, buffer)
                 return Act(out, active)
-        z = gate_logits(np.ascontiguousarray(x.data), self.live_of(x), self.gate_plan, self.gate_params)
+        z = gate_logits(x.data, self.live_of(x), self.gate_plan, self.gate_params)
         if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
             z = ctx.gate_hook(self.name, z, self.gate_bias)
         t = ctx.threshold_for(self.name, None)

@@ -1,6 +1,8 @@
-"""CPU Linear. A batch whose features are all live, or whose samples together have more
-live features than the layer has, runs as one BLAS GEMM (dead features are exact zeros);
-otherwise each sample reads only the weight rows of its live features."""
+"""CPU Linear, one sample at a time: each sample reads only the weight rows of its live
+features, and gets bitwise the same result alone as inside any batch (DESIGN.md). One BLAS
+GEMM over the batch would read the weights once, but its rounding depends on how many rows
+it has (OpenBLAS took another path for one row than for two), and a CNN's classifier is a
+small share of its work."""
 
 import numpy as np
 from numba import njit
@@ -50,16 +52,11 @@ class LinearKernel(CpuKernel):
 
     def run(self, xs, ctx):
         x = xs[0]
-        f = x.data.shape[1]
-        # The GEMM reads the weights once for the whole batch; per-sample row reads cost
-        # the sum of the samples' live rows.
-        if x.live is None or x.live.sum() >= f:
-            return Act(x.data @ self.weight_t + self.bias, None)
+        live = x.live if x.live is not None else np.ones(x.data.shape, np.bool_)
         out = np.empty((x.data.shape[0], self.weight.shape[0]), np.float32)
-        live_rows_gemv(x.data, x.live, self.weight_t, self.bias, self.idx, out)
+        live_rows_gemv(x.data, live, self.weight_t, self.bias, self.idx, out)
         return Act(out, None)
 
     def macs(self, xs, y):
-        """MACs of the live features; the GEMM path also multiplies dead (zero) features,
-        which are not counted."""
+        """MACs of the live features."""
         return linear_macs(xs[0].live, xs[0].data.shape, self.weight.shape[0])

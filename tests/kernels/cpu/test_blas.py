@@ -59,7 +59,7 @@ def test_gemm_conv_rejects_an_output_outside_its_buffer():
 
 # Which library sgemm calls: PYPRUNE_BLAS limits the choice for the whole process, so each
 # setting runs in a child process of its own: a small gated net against the float64
-# reference, at one thread and at two.
+# reference, at one thread and at two (the same library at both).
 _CHILD = """
 import json, sys, numpy as np, pyprune
 from pyprune import models
@@ -91,20 +91,28 @@ def test_each_blas_choice_runs_a_gated_net_like_the_reference(choice):
     done = _child(choice)
     assert done.returncode == 0, done.stderr
     (one, err1, scale), (two, err2, _) = json.loads(done.stdout.splitlines()[-1])
-    assert (one, two) == {"auto": ("mkl", "openblas"), "openblas": ("openblas", "openblas"),
-                          "mkl": ("mkl", "mkl")}[choice]
+    auto = "mkl" if mkl.cpu_is_intel() else "openblas"
+    assert one == two == {"auto": auto, "openblas": "openblas", "mkl": "mkl"}[choice]
     assert max(err1, err2) <= 1e-4 * max(1.0, scale)
 
 
-def test_backend_for_takes_mkl_on_one_thread_only(monkeypatch):
-    monkeypatch.setattr(blas, "ADDRESSES", {"openblas": 1, "mkl": 2})
-    assert [blas.backend_for(n) for n in (1, 2, 8)] == ["mkl", "openblas", "openblas"]
-    monkeypatch.setattr(blas, "ADDRESSES", {"openblas": 1})
-    assert [blas.backend_for(n) for n in (1, 2)] == ["openblas", "openblas"]
-    monkeypatch.setattr(blas, "ADDRESSES", {"mkl": 2})
-    assert [blas.backend_for(n) for n in (1, 2)] == ["mkl", "mkl"]
-    monkeypatch.setattr(blas, "ADDRESSES", {})
-    assert blas.backend_for(1) is None
+@pytest.mark.parametrize("intel", [True, False])
+def test_mkl_is_preferred_on_intel_cpus_only(monkeypatch, intel):
+    monkeypatch.setattr(mkl, "cpu_is_intel", lambda: intel)
+    for found, want in (({"openblas": 1, "mkl": 2}, "mkl" if intel else "openblas"), ({"openblas": 1}, "openblas"),
+                        ({"mkl": 2}, "mkl"), ({}, None)):
+        monkeypatch.setattr(blas, "ADDRESSES", found)
+        assert blas.preferred() == want, found
+
+
+@pytest.mark.parametrize("cpuinfo, processor, intel", [
+    ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n", "", True),
+    ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n", "x86_64", False),
+    ("", "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel", True),
+    ("", "AMD64 Family 25 Model 1 Stepping 1, AuthenticAMD", False),
+    ("processor\t: 0\nBogoMIPS\t: 50.00\n", "aarch64", False)])
+def test_the_cpu_vendor_is_read(cpuinfo, processor, intel):
+    assert mkl.vendor_is_intel(cpuinfo, processor) is intel
 
 
 def test_an_unknown_blas_choice_is_a_clear_error():
@@ -137,17 +145,19 @@ def test_switching_library_needs_no_recompile():
         blas.use(before)
 
 
-@pytest.mark.skipif("mkl" not in blas.ADDRESSES, reason="the mkl extra is not installed")
+@pytest.mark.parametrize("backend", ["mkl", "openblas"])
 @pytest.mark.parametrize("m, k, n", [(16, 1152, 49), (7, 64, 3025), (33, 72, 729)])
-def test_mkl_gives_the_same_bits_at_every_alignment(m, k, n):
-    """MKL runs in CNR mode (mkl.py), whose results do not depend on where the operands
-    lie: a sample's operands sit at other offsets alone than inside a batch."""
+def test_each_blas_gives_the_same_bits_at_every_alignment(backend, m, k, n):
+    """A sample's operands sit at other offsets alone than inside a batch, so the bits must
+    not depend on where they lie (MKL runs in CNR mode for that, mkl.py)."""
+    if backend not in blas.ADDRESSES:
+        pytest.skip(f"{backend} is not installed here")
     rng = np.random.default_rng(m + k + n)
     a0, b0 = rng.normal(size=(m, k)).astype(np.float32), rng.normal(size=(k, n)).astype(np.float32)
     before = blas.BACKEND
     results = []
     try:
-        blas.use("mkl")
+        blas.use(backend)
         for offset in range(0, 16, 3):
             a = np.empty(m * k + 16, np.float32)[offset:offset + m * k].reshape(m, k)
             b = np.empty(k * n + 16, np.float32)[15 - offset:15 - offset + k * n].reshape(k, n)
