@@ -43,14 +43,16 @@ def _choice():
 
 
 def _addresses():
-    """Backend name -> address of its ILP64 sgemm, for the libraries PYPRUNE_BLAS allows."""
+    """Backend name -> address of its ILP64 sgemm, for the libraries PYPRUNE_BLAS allows.
+    auto loads MKL only where preferred() could pick it (an Intel CPU, or no OpenBLAS):
+    loading it and setting its modes costs start-up time for nothing elsewhere."""
     wanted = _choice()
     found = {}
     if wanted in ("auto", "openblas"):
         symbol = openblas.first_symbol(_CANDIDATES)
         if symbol is not None:
             found["openblas"] = symbol[1]
-    if wanted in ("auto", "mkl"):
+    if wanted == "mkl" or (wanted == "auto" and (mkl.cpu_is_intel() or "openblas" not in found)):
         address = mkl.sgemm_address()
         if address is not None:
             found["mkl"] = address

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from pyprune import mkl
+from pyprune import mkl, openblas
 from pyprune.errors import PyPruneError
 from pyprune.kernels.cpu import blas
 from pyprune.kernels.cpu.conv_gemm import conv_plan, gemm_conv
@@ -105,6 +105,18 @@ def test_mkl_is_preferred_on_intel_cpus_only(monkeypatch, intel):
         assert blas.preferred() == want, found
 
 
+def test_auto_loads_mkl_only_where_it_could_be_picked(monkeypatch):
+    if openblas.first_symbol(blas._CANDIDATES) is None:
+        pytest.skip("no OpenBLAS here: auto then loads MKL on any CPU")
+    monkeypatch.delenv("PYPRUNE_BLAS", raising=False)
+    loaded = []
+    monkeypatch.setattr(mkl, "sgemm_address", lambda: loaded.append(True) or 12345)
+    monkeypatch.setattr(mkl, "cpu_is_intel", lambda: False)
+    assert "mkl" not in blas._addresses() and not loaded
+    monkeypatch.setattr(mkl, "cpu_is_intel", lambda: True)
+    assert blas._addresses()["mkl"] == 12345 and loaded
+
+
 @pytest.mark.parametrize("cpuinfo, processor, intel", [
     ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n", "", True),
     ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n", "x86_64", False),
@@ -151,7 +163,7 @@ def test_each_blas_gives_the_same_bits_at_every_alignment(backend, m, k, n):
     """A sample's operands sit at other offsets alone than inside a batch, so the bits must
     not depend on where they lie (MKL runs in CNR mode for that, mkl.py)."""
     if backend not in blas.ADDRESSES:
-        pytest.skip(f"{backend} is not installed here")
+        pytest.skip(f"{backend} is not loaded here (not installed, ruled out by PYPRUNE_BLAS, or MKL off Intel CPUs)")
     rng = np.random.default_rng(m + k + n)
     a0, b0 = rng.normal(size=(m, k)).astype(np.float32), rng.normal(size=(k, n)).astype(np.float32)
     before = blas.BACKEND
