@@ -1,17 +1,16 @@
 """A batch split into chunks on threads of their own against the whole batch on the calling
-thread (BLAS at n threads): SqueezeNet 1.1 (224 x 224) dense and gated at 50% and 25%, or
-with --mnist the shipped MNIST model, the two sessions alternated block by block in one
-process.
+thread: SqueezeNet 1.1 (224 x 224) dense and gated at 50% and 25%, or with --mnist the
+shipped MNIST model, the two sessions alternated block by block in one process. BLAS runs
+single-threaded in both (threads.py), so the whole batch uses one core.
 
     python bench/ab_split.py [--batch 8] [--threads 2] [--rounds 8] [--mnist]
 
-Each block first runs its session untimed for --settle seconds, then times --calls calls.
-The settling matters: after a call with BLAS at two threads, OpenBLAS's second thread
-spins for about 0.1 s waiting for more work, on the core a lane needs; a split right after
-one ran 0.87-0.95x of the whole batch where, settled, it ran 1.4x (SqueezeNet gated 25%,
-batch 2). So this measures a steady stream of batches; --settle 0 measures alternation.
-Prints, per net, each session's median ms per call and the median and quartiles over the
-rounds of whole / split (above 1: the split is faster). Both outputs are checked to agree.
+Each block first runs its session untimed for --settle seconds, then times --calls calls,
+so this measures a steady stream of batches; --settle 0 measures alternation. (Before BLAS
+went single-threaded, OpenBLAS's second thread spun for about 0.1 s after each whole batch,
+on the core a lane needs, and settling mattered more.) Prints, per net, each session's
+median ms per call and the median and quartiles over the rounds of whole / split (above 1:
+the split is faster). Both outputs are checked to be bitwise equal.
 """
 
 import argparse
@@ -80,11 +79,11 @@ def main(argv=None):
     nets, images = squeezenets(args.image_size) if not args.mnist else mnist()
     x = np.ascontiguousarray(np.resize(images, (args.batch, *images.shape[1:])))
     print(f"batch {args.batch}, {args.threads} thread(s), {args.rounds} rounds of {args.calls} calls per "
-          f"session after {args.settle} s untimed; whole = the batch on the calling thread, BLAS at n threads\n")
+          f"session after {args.settle} s untimed; whole = the batch on the calling thread\n")
     print("| net | whole ms | split ms | whole / split, median | quartiles |\n|---|---:|---:|---:|---:|")
     for name, model in nets:
         split, whole = sessions(model)
-        np.testing.assert_allclose(split.run(x), whole.run(x), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(split.run(x), whole.run(x))
         if lanes(split) == 1:
             print(f"| {name} | (chunks of {args.batch} // {args.threads} samples are under --split-min-macs: "
                   "no split) | | | |")
