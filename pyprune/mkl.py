@@ -24,9 +24,9 @@ import platform
 _SEQUENTIAL = 1
 
 # MKL_CBWR_Set(AUTO): conditional numerical reproducibility on the code branch MKL picks for
-# this CPU. At one thread (always, here) it gives bitwise the same result
-# whatever the operands' alignment, so a sample gives the same bits alone and inside a
-# batch (DESIGN.md). MKL's own MKL_CBWR, where the user set it, is left as it is.
+# this CPU. At one thread (always, here) it gives bitwise the same result whatever the
+# operands' alignment, so a sample gives the same bits alone and inside a batch (DESIGN.md).
+# MKL's own MKL_CBWR, where the user set it, is left as it is.
 _CBWR_AUTO = 2
 
 

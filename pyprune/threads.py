@@ -24,7 +24,8 @@ OpenBLAS's two threads (bench/README.md, thirteenth and twelfth sessions).
 So pyprune sets NumPy's OpenBLAS to one thread, process-wide, the first time it needs a
 thread count (set_num_threads, or the first run), and leaves it there: changing it costs
 about 1 ms, too much to do around every call. Your own NumPy code in the same process then
-runs OpenBLAS on one thread too; threadpoolctl can raise it again between pyprune calls.
+runs OpenBLAS on one thread too; threadpoolctl can raise it for that code, and pyprune
+puts it back to one at its next call (lanes_for).
 Numba's pool is set to n for user code beside us; pyprune's kernels do not use it.
 """
 
