@@ -61,6 +61,6 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
           f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms (loading kernels)")
     if gated.device.name == "cpu":
         line = f"GEMMs on {blas.describe()}"
-        if blas.BACKEND != "mkl" and "mkl" not in blas.ADDRESSES and mkl.cpu_is_intel():
+        if "mkl" not in blas.ADDRESSES and mkl.cpu_is_intel():
             line += "; pip install 'pyprune[mkl]' for Intel MKL's (faster on Intel CPUs)"
         print(line)

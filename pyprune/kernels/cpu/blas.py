@@ -42,6 +42,11 @@ def _choice():
     return wanted
 
 
+def _takes_mkl(found):
+    """The rule, given the other libraries `found`: MKL on Intel CPUs, or where no OpenBLAS is."""
+    return mkl.cpu_is_intel() or "openblas" not in found
+
+
 def _addresses():
     """Backend name -> address of its ILP64 sgemm, for the libraries PYPRUNE_BLAS allows.
     auto loads MKL only where preferred() could pick it (an Intel CPU, or no OpenBLAS):
@@ -52,7 +57,7 @@ def _addresses():
         symbol = openblas.first_symbol(_CANDIDATES)
         if symbol is not None:
             found["openblas"] = symbol[1]
-    if wanted == "mkl" or (wanted == "auto" and (mkl.cpu_is_intel() or "openblas" not in found)):
+    if wanted == "mkl" or (wanted == "auto" and _takes_mkl(found)):
         address = mkl.sgemm_address()
         if address is not None:
             found["mkl"] = address
@@ -76,9 +81,9 @@ def use(backend):
 
 
 def preferred():
-    """The library pyprune's GEMMs run on: MKL where PYPRUNE_BLAS allows it and the CPU is
-    Intel's (or where it is the only one), else OpenBLAS; None where neither is there."""
-    if "mkl" in ADDRESSES and (mkl.cpu_is_intel() or "openblas" not in ADDRESSES):
+    """The library pyprune's GEMMs run on: MKL where PYPRUNE_BLAS allows it and _takes_mkl,
+    else OpenBLAS; None where neither is there."""
+    if "mkl" in ADDRESSES and _takes_mkl(ADDRESSES):
         return "mkl"
     return "openblas" if "openblas" in ADDRESSES else None
 

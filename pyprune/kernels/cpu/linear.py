@@ -52,9 +52,8 @@ class LinearKernel(CpuKernel):
 
     def run(self, xs, ctx):
         x = xs[0]
-        live = x.live if x.live is not None else np.ones(x.data.shape, np.bool_)
         out = np.empty((x.data.shape[0], self.weight.shape[0]), np.float32)
-        live_rows_gemv(x.data, live, self.weight_t, self.bias, self.idx, out)
+        live_rows_gemv(x.data, self.live_of(x), self.weight_t, self.bias, self.idx, out)
         return Act(out, None)
 
     def macs(self, xs, y):
