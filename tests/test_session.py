@@ -163,6 +163,13 @@ def test_calibration_hits_the_requested_fraction():
             assert layer.active.sum() == round(0.25 * 8 * layer.kernels), layer.name
 
 
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, float("nan")])
+def test_calibration_refuses_a_fraction_outside_0_to_1(fraction):
+    model = models.squeezenet1_1(gated=True, image_size=64, num_classes=20)
+    with pytest.raises(pyprune.InputError, match="active_fraction must be in \\(0, 1\\]"):
+        models.calibrate_gates(model, images(model, 2), fraction)
+
+
 def test_calibration_puts_the_cut_between_logits():
     """No calibration logit on the cut: np.quantile gives one exactly there wherever its
     index is whole (0.6 of 96 values here), and its decision then hung on the last bits."""
