@@ -14,6 +14,7 @@ from .errors import InputError
 from .graph import analyze
 from .kernels.cpu import Act
 from .kernels.macs import model_dense_macs
+from .pair_thread import PairThread
 from .passes import fold_batchnorm
 from .plan import Copy, build_plan
 from .stats import LayerStats, RunStats
@@ -22,8 +23,9 @@ from .stats import LayerStats, RunStats
 class RunContext:
     """Per-call settings that kernels consult: threshold overrides and the calibration hook."""
 
-    def __init__(self, thresholds=None, default=None, gate_hook=None):
+    def __init__(self, thresholds=None, default=None, gate_hook=None, pair=None):
         self.thresholds, self.default, self.gate_hook = thresholds or {}, default, gate_hook
+        self.pair = pair  # a PairThread for CPU convs to run a batch of one's big GEMMs on, or None
 
     def threshold_for(self, node_name, file_value):
         t = self.thresholds.get(node_name, self.default)
@@ -46,10 +48,12 @@ class Session:
     chunks of samples, each of at least config.SPLIT_MIN_MACS dense MACs (1 sample of
     SqueezeNet 1.1, 7 of the shipped MNIST model), and runs them at once, one per thread,
     each through its own copy of the kernels (made on first need: the packed weights and
-    work buffers again). BLAS runs single-threaded everywhere (pyprune/threads.py says
-    why), so the results are bitwise the unsplit run's, and each sample's are what it
-    gives alone. Set `split_batches` to False to run every batch whole on the calling
-    thread.
+    work buffers again). A batch of one runs its big conv GEMMs in two parts, on the
+    calling thread and a helper thread at once (pair_thread.py). BLAS runs single-threaded
+    everywhere (pyprune/threads.py says why) and a GEMM is cut in parts by its sizes alone,
+    the same at any thread count, so the results are bitwise the unsplit run's, and each
+    sample's are what it gives alone. Set `split_batches` to False to run every batch whole
+    on the calling thread alone.
     """
 
     split_batches = True
@@ -71,6 +75,7 @@ class Session:
         self._lanes = [plan]  # plans of the same model: lane i runs chunk i of a split batch
         self._folded = model
         self._pool, self._pool_size, self._pool_pid = None, 0, None
+        self._pair = None  # a PairThread, for a batch of one's big GEMMs on two threads
         self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
 
     @property
@@ -99,14 +104,22 @@ class Session:
         feeds = self._feeds(x)
         ctx = self._context(threshold, gate_hook)
         batch = next(iter(feeds.values())).data.shape[0]
-        can_split = self.split_batches and self._splittable and not stats and gate_hook is None
-        lanes = threads.lanes_for(batch, self._min_per_lane, can_split)
+        parallel = self.split_batches and self._splittable and gate_hook is None
+        lanes = threads.lanes_for(batch, self._min_per_lane, parallel and not stats)
         if lanes > 1:
             outs, layers = self._run_split(feeds, ctx, batch, lanes), None
         else:
+            if parallel and batch == 1 and threads.get_num_threads() >= 2:
+                ctx.pair = self._pair_thread()
             outs, layers = self._execute(self._lanes[0], feeds, ctx, stats)
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
+
+    def _pair_thread(self):
+        """The session's PairThread, made on first need (and again in a forked child)."""
+        if self._pair is None or not self._pair.usable():
+            self._pair = PairThread()
+        return self._pair
 
     def _run_split(self, feeds, ctx, batch, lanes):
         """Run chunk i of the batch through lane i's kernels, chunk 0 on this thread and the

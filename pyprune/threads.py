@@ -4,8 +4,9 @@ BLAS runs the GEMMs of the convolutions and linear layers; the Numba kernels (im
 gathers, pools, gates, element-wise) run between those GEMMs. `set_num_threads(n)` sets
 how many cores pyprune uses:
 
-- a batch of one (and any call that gathers per-layer stats or calibrates) runs on the
-  calling thread;
+- a batch of one runs on the calling thread, and its biggest conv GEMMs (and the stem's
+  conv + pool) in two parts at once on the calling thread and a helper thread
+  (pair_thread.py; calibration stays on the calling thread);
 - a bigger batch is cut into up to n chunks of samples (each of at least
   config.SPLIT_MIN_MACS dense MACs) that run at the same time, one per thread, each
   through its own copy of the session's kernels. Each thread keeps its own samples'
@@ -13,7 +14,9 @@ how many cores pyprune uses:
 
 BLAS always runs single-threaded, so the cores are never oversubscribed and a sample's
 GEMMs run the same code alone and inside a batch: a batch gives bitwise what its images
-give alone (DESIGN.md), whatever n is. OpenBLAS's threaded sgemm does not: on an AMD
+give alone (DESIGN.md), whatever n is. A GEMM is cut in two parts by its sizes alone
+(kernels/cpu/conv_gemm.parts_of), and the parts run one after the other where they do not
+run at once, so the bits do not depend on n either. OpenBLAS's threaded sgemm does not: on an AMD
 EPYC (Zen 3, OpenBLAS's Haswell kernels) its results at 2 threads differed in the last
 bits from its results at 1 thread on 7 of 9 SqueezeNet shapes, even at k = 16, and a gate
 near its threshold can then decide differently. Its second thread did not pay either:
@@ -26,7 +29,9 @@ thread count (set_num_threads, or the first run), and leaves it there: changing 
 about 1 ms, too much to do around every call. Your own NumPy code in the same process then
 runs OpenBLAS on one thread too; threadpoolctl can raise it for that code, and pyprune
 puts it back to one at its next call (lanes_for).
-Numba's pool is set to n for user code beside us; pyprune's kernels do not use it.
+Numba's pool is set to n for user code beside us; pyprune's kernels do not use it (the
+helper thread is a plain Python thread: Numba's OpenMP layer is not fork-safe, and its
+workqueue layer not thread-safe).
 """
 
 import ctypes

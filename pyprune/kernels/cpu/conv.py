@@ -13,8 +13,8 @@ from ... import config
 from ..macs import conv_macs
 from .base import Act, CpuKernel, c_contiguous
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, POINTWISE, RELU, SHIFTED, TRANSPOSED, conv_plan, gemm_conv, \
-    prepare_sample
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, POINTWISE, RELU, SHIFTED, TRANSPOSED, conv_plan, finish_first, \
+    gemm_conv, prepare_first, prepare_sample
 from .conv_steps import add_bias, scatter_rows
 
 
@@ -79,7 +79,10 @@ class ConvKernel(CpuKernel):
 
     groups == 1 convs run the whole batch as one compiled call that calls sgemm from Numba
     (`blas_in_numba`, where NumPy's OpenBLAS allows it, blas.py); otherwise, and for
-    buffers that are not C-contiguous, the same steps run as Python calls around np.matmul."""
+    buffers that are not C-contiguous, the same steps run as Python calls around np.matmul.
+    A batch of one given a PairThread (`pair`, where pyprune has two threads) runs a
+    GEMM that parts_of cuts in two on both threads at once (`may_split`: the layer's dense
+    GEMM is big enough to be cut)."""
 
     blas_in_numba = BLAS_IN_NUMBA
     shifted = _PlanFlag(SHIFTED)
@@ -97,13 +100,14 @@ class ConvKernel(CpuKernel):
             (kh, kw), self.geometry, out_shape[1:],
             shifted=a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2],
             pointwise=(kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0),
-            gather_ratio=config.POINTWISE_GATHER_RATIO)
+            gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
         self.w2_t = None  # (C_in * kh * kw, C_out), made on first need (gather_rows)
         self.index_buf = np.empty(in_shapes[0][0] + co, np.int64)  # live, then active indices
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
+        self.may_split = co * cg * kh * kw * out_shape[1] * out_shape[2] >= config.SPLIT_GEMM_MACS
         self.track_zero_rows = False
         self._written, self._written_in = None, None  # (N, C_out) rows the last call wrote, and where
         self._gemm_args = None  # gemm_args(), made on first need
@@ -129,7 +133,7 @@ class ConvKernel(CpuKernel):
         self._gemm_args = None
 
     def run(self, xs, ctx, out=None):
-        return Act(self.convolve(xs[0], None, out), None)
+        return Act(self.convolve(xs[0], None, out, ctx.pair), None)
 
     def hand_epilogue_to_pool(self):
         """Stop adding the bias and applying a fused ReLU; return (bias, relu) for the pool."""
@@ -139,9 +143,10 @@ class ConvKernel(CpuKernel):
         self._gemm_args = None
         return self.bias, relu
 
-    def convolve(self, x, active, out=None):
+    def convolve(self, x, active, out=None, pair=None):
         """Convolve x (an Act) computing only `active` (N, C_out) channels (None: all),
-        into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new array."""
+        into `out` (N, C_out, Ho, Wo; may be a channel slice of a bigger buffer) or a new
+        array; a batch of one on two threads where `pair` (a PairThread) is given."""
         n = x.data.shape[0]
         x = c_contiguous(x)
         out, buffer, written, one_call = self.begin_call(x, out)
@@ -150,6 +155,10 @@ class ConvKernel(CpuKernel):
                         *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
+        elif one_call and n == 1 and pair is not None and self.may_split:
+            prepared = prepare_first(x.data, self.live_of(x), self.active_of(n, active), *self.gemm_args(x), buffer,
+                                     out, written)
+            self.finish_parts(x, prepared, buffer, out, written, pair)
         elif one_call:
             gemm_conv(x.data, self.live_of(x), self.active_of(n, active), *self.gemm_args(x), buffer, out,
                       written)
@@ -172,6 +181,15 @@ class ConvKernel(CpuKernel):
         one_call = (self.groups == 1 and self.blas_in_numba and buffer.flags.c_contiguous
                     and x.data.flags.c_contiguous)
         return out, buffer, written, one_call
+
+    def finish_parts(self, x, prepared, buffer, out, written, pair):
+        """A batch of one that prepare_first left in two parts (else it is done): the
+        parts on this thread and pair's at once."""
+        mode, na, k, parts = prepared
+        if parts == 2:
+            w2, _, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
+            args = (x.data, mode, na, k, w2, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
+            pair.run_both(finish_first, (*args, 0), (*args, 1))
 
     def end_call(self, n, active, buffer):
         """After a call into `buffer`: the rows it wrote (its active ones), for the next call.

@@ -13,8 +13,8 @@ import numpy as np
 from numba import njit
 
 from .blas import sgemm
-from .conv_steps import (add_bias, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
-                         indices_of, scatter_rows)
+from .conv_steps import (add_bias_block, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
+                         indices_of, scatter_block)
 
 
 # What prepare_sample left for the GEMM of a sample:
@@ -30,12 +30,14 @@ POINTWISE = 11      # 1: a 1x1 stride-1 unpadded conv (its right operand is x's 
 RELU = 12           # 1: a ReLU fused into the epilogue
 ADD_FULL_BIAS = 13  # 0: a pool after the conv adds the bias (and ReLU) to a full output
 GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is made
+SPLIT_MACS = 15     # config.SPLIT_GEMM_MACS: a sample's GEMM of at least this many MACs runs in two parts
 
 
-def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio):
+def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
-    return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio], np.int64)
+    return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs],
+                    np.int64)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -86,36 +88,114 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
-    """x (N, C_in, H, W) C-contiguous; live (N, C_in) and active (N, C_out) bool; w2 the
-    weights as (C_out, C_in*kh*kw) and w2_t its transpose; plan the conv plan (above);
-    buffer (N, C_total, Ho, Wo) C-contiguous, and out the (N, C_out, Ho, Wo) channel slice
-    of it to write (or buffer itself); written (N, C_out): the rows that may hold non-zeros
-    (the others hold zeros already)."""
-    co, hw = w2.shape[0], plan[HO] * plan[WO]
+def parts_of(mode, na, k, hw, co, split_macs):
+    """(parts, by_columns, cut): how a sample's GEMM runs, as one part or as two that two
+    threads can run at once. Only the sizes decide, never the thread count, so that a
+    sample's bits are the same at any pyprune.set_num_threads (a GEMM cut in two rounds
+    differently from the whole). Wide outputs are cut by columns (pixels), narrow ones
+    (13 x 13) by rows (kernels), where a column half of 85 pixels ran no faster on two
+    threads; the cuts fall on multiples of 16 columns or 8 rows."""
+    rows = co if mode == FULL or mode == TRANSPOSED else na
+    if mode == EMPTY or rows * k * hw < split_macs:
+        return 1, False, 0
+    if hw >= 512:
+        return 2, True, (hw // 2 + 15) // 16 * 16
+    if rows >= 32:
+        return 2, False, (rows // 2 + 7) // 8 * 8
+    return 1, False, 0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_idx, dst, written, part):
+    """Part `part` of a prepared sample's GEMM and epilogue (parts_of): its rows or columns
+    of sgemm, then the bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo).
+    Both parts of a sample can run at once, on two threads: they write disjoint blocks of
+    dst and y_buf and only read the rest."""
+    co, hw = dst.shape[0], dst.shape[1]
     relu, add_full_bias = plan[RELU] != 0, plan[ADD_FULL_BIAS] != 0
-    act_buf = index_buf[x.shape[1]:x.shape[1] + co]
+    parts, by_columns, cut = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])
+    rows = co if mode == FULL or mode == TRANSPOSED else na
+    r0, r1, c0, c1 = 0, rows, 0, hw
+    if parts == 2 and by_columns:
+        c0, c1 = (0, cut) if part == 0 else (cut, hw)
+    elif parts == 2:
+        r0, r1 = (0, cut) if part == 0 else (cut, rows)
+    m, n = r1 - r0, c1 - c0
+    b = cols.reshape(cols.size)[c0:]
+    if mode == FULL or mode == TRANSPOSED:
+        c = dst.reshape(dst.size)[r0 * hw + c0:]
+        if mode == FULL:
+            sgemm(False, m, n, k, w2.reshape(w2.size)[r0 * k:], k, b, hw, c, hw)
+        else:  # w_buf holds the weights as (k, C_out): rows r0:r1 of the product are its columns
+            sgemm(True, m, n, k, w_buf[r0:], co, b, hw, c, hw)
+        if add_full_bias:  # else the pool after adds bias and ReLU
+            add_bias_block(dst, bias, relu, r0, r1, c0, c1)
+        return
+    y = y_buf[:na * hw].reshape(na, hw)
+    if mode == EMPTY:
+        y[:] = 0.0
+    else:
+        sgemm(False, m, n, k, w_buf[r0 * k:], k, b, hw, y_buf[r0 * hw + c0:], hw)
+    scatter_block(y, act_idx, bias, relu, dst, written, r0, r1, c0, c1)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def sample_planes(buffer, out, co, hw):
+    """buffer viewed as (N, C_total, Ho*Wo), and the first channel of `out` in it."""
     n, c_total = buffer.shape[0], buffer.shape[1]
     first = (out.ctypes.data - buffer.ctypes.data) // (4 * hw)
     if out.shape[1] != co or (out.ctypes.data - buffer.ctypes.data) % (4 * hw) != 0 \
             or first < 0 or first + co > c_total:
         raise ValueError("out must be a channel slice of buffer")
-    planes = buffer.reshape(n, c_total, hw)
+    return buffer.reshape(n, c_total, hw), first
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def prepare_first(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
+    """gemm_conv for a batch of one, up to its GEMM where parts_of cuts that in two: returns
+    (mode, na, k, parts); with parts == 2 the caller runs finish_first's two parts (on two
+    threads), else the sample is done."""
+    co, hw = w2.shape[0], plan[HO] * plan[WO]
+    planes, first = sample_planes(buffer, out, co, hw)
+    mode, na, k, cols = prepare_sample(x[0], live[0], active[0], w2, w2_t, plan, index_buf,
+                                       cols_buf.reshape(cols_buf.size), w_buf)
+    parts = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])[0]
+    if parts == 1:
+        act_idx = index_buf[x.shape[1]:x.shape[1] + na]
+        finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_idx, planes[0][first:first + co],
+                    written[0], 0)
+    return mode, na, k, parts
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def finish_first(x, mode, na, k, w2, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written, part):
+    """Part `part` of the GEMM and epilogue of the batch of one that prepare_first left
+    (mode, na, k): finish_part on the operands prepare_sample left in the buffers."""
+    co, hw, c_in = w2.shape[0], plan[HO] * plan[WO], x.shape[1]
+    planes, first = sample_planes(buffer, out, co, hw)
+    if plan[POINTWISE] != 0 and k == c_in:  # prepare_sample's right operand was x itself
+        cols = x[0].reshape(c_in, hw)
+    else:
+        cols = cols_buf.reshape(cols_buf.size)[:k * hw].reshape(k, hw)
+    finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, index_buf[c_in:c_in + na],
+                planes[0][first:first + co], written[0], part)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
+    """x (N, C_in, H, W) C-contiguous; live (N, C_in) and active (N, C_out) bool; w2 the
+    weights as (C_out, C_in*kh*kw) and w2_t its transpose; plan the conv plan (above);
+    buffer (N, C_total, Ho, Wo) C-contiguous, and out the (N, C_out, Ho, Wo) channel slice
+    of it to write (or buffer itself); written (N, C_out): the rows that may hold non-zeros
+    (the others hold zeros already). Each sample's GEMM runs in its parts one after the
+    other, as two threads would run them."""
+    co, hw = w2.shape[0], plan[HO] * plan[WO]
+    act_buf = index_buf[x.shape[1]:x.shape[1] + co]
+    planes, first = sample_planes(buffer, out, co, hw)
     cols_flat = cols_buf.reshape(cols_buf.size)
     for s in range(x.shape[0]):
         dst = planes[s][first:first + co]
         mode, na, k, cols = prepare_sample(x[s], live[s], active[s], w2, w2_t, plan, index_buf, cols_flat, w_buf)
-        if mode == FULL or mode == TRANSPOSED:
-            if mode == FULL:
-                sgemm(False, co, hw, k, w2, k, cols, hw, dst, hw)
-            else:
-                sgemm(True, co, hw, k, w_buf[:k * co].reshape(k, co), co, cols, hw, dst, hw)
-            if add_full_bias:
-                add_bias(dst, bias, relu)
-            continue
-        y = y_buf[:na * hw].reshape(na, hw)
-        if mode == EMPTY:
-            y[:] = 0.0
-        else:
-            sgemm(False, na, hw, k, w_buf[:na * k].reshape(na, k), k, cols, hw, y, hw)
-        scatter_rows(y, act_buf[:na], bias, relu, dst, written[s])
+        parts = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])[0]
+        for part in range(parts):
+            finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_buf[:na], dst, written[s], part)

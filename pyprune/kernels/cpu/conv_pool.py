@@ -167,10 +167,12 @@ def _edge_windows(band, row, wo, plen, pool_plan, bias, relu, lo, hi, p0, p1, ou
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def conv_pool_bands(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out):
-    """out (N, C_out, PH, PW) = the max pool of the conv of x (every channel live; the conv
-    plan `plan`, weights w2 (C_out, C_in*kh*kw) and bias), then the ReLU where `relu`.
-    band_buf holds (C_out, R * psw * plen) floats, R the conv rows a band of pool rows reads."""
+def conv_pool_rows(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out, p_start, p_stop):
+    """Pool rows p_start:p_stop of out (C_out, PH, PW), the max pool of the conv of one
+    sample x (C_in, H, W; every channel live; the conv plan `plan`, weights w2
+    (C_out, C_in*kh*kw) and bias), then the ReLU where `relu`. band_buf holds
+    (C_out, R * psw * plen) floats, R the conv rows a band of pool rows reads. Calls on
+    disjoint rows with their own buffers can run at once."""
     kh, kw, sh, sw, pt, pl, dh, dw, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
         plan[DH], plan[DW], plan[WO]
     pkh, psh, psw, per_band = pool_plan[PKH], pool_plan[PSH], pool_plan[PSW], pool_plan[BAND]
@@ -179,35 +181,53 @@ def conv_pool_bands(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out)
     row = psw * plen
     rows = band_buf.shape[0] // (co * row)
     band = band_buf.reshape(co, rows * row)
-    ph = out.shape[2]
     tmp = np.empty(row, np.float32)
-    acc = np.empty(out.shape[3], np.float32)
+    acc = np.empty(out.shape[2], np.float32)
+    held_lo, held_hi = 0, 0  # conv rows the band holds, from its row 0
+    for p0 in range(p_start, p_stop, per_band):
+        p1 = min(p_stop, p0 + per_band)
+        lo, hi = p0 * psh, (p1 - 1) * psh + pkh  # conv rows this band's pool rows read
+        keep = max(0, held_hi - lo)
+        if keep > 0:  # the overlap: move those rows to the front
+            first = (lo - held_lo) * row
+            for c in range(co):
+                line = band[c]
+                for j in range(keep * row):
+                    line[j] = line[first + j]
+        r0 = lo + keep
+        npx = (hi - r0) * row
+        cols = cols_buf[:k * npx].reshape(k, npx)
+        im2col_phased(x, kh, kw, sh, sw, pt - r0 * sh, pl, dh, dw, hi - r0, wo, psw, plen, cols)
+        sgemm(False, co, npx, k, w2, k, cols, npx, band[:, keep * row:], rows * row)
+        pool_phased_rows(band, row, wo, plen, pool_plan, bias, relu, p0, p1, out, tmp, acc)
+        held_lo, held_hi = lo, hi
+
+
+@njit(cache=True, nogil=True)
+def first_half(pool_rows):
+    """Pool rows in the first of a sample's two halves."""
+    return (pool_rows + 1) // 2
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def conv_pool_bands(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out):
+    """out (N, C_out, PH, PW): conv_pool_rows over each sample's two halves of pool rows,
+    one after the other, as two threads run them for a batch of one (ConvPoolKernel)."""
+    mid = first_half(out.shape[2])
     for s in range(x.shape[0]):
-        held_lo, held_hi = 0, 0  # conv rows the band holds, from its row 0
-        for p0 in range(0, ph, per_band):
-            p1 = min(ph, p0 + per_band)
-            lo, hi = p0 * psh, (p1 - 1) * psh + pkh  # conv rows this band's pool rows read
-            keep = max(0, held_hi - lo)
-            if keep > 0:  # the overlap: move those rows to the front
-                first = (lo - held_lo) * row
-                for c in range(co):
-                    line = band[c]
-                    for j in range(keep * row):
-                        line[j] = line[first + j]
-            r0 = lo + keep
-            npx = (hi - r0) * row
-            cols = cols_buf[:k * npx].reshape(k, npx)
-            im2col_phased(x[s], kh, kw, sh, sw, pt - r0 * sh, pl, dh, dw, hi - r0, wo, psw, plen, cols)
-            sgemm(False, co, npx, k, w2, k, cols, npx, band[:, keep * row:], rows * row)
-            pool_phased_rows(band, row, wo, plen, pool_plan, bias, relu, p0, p1, out[s], tmp, acc)
-            held_lo, held_hi = lo, hi
+        conv_pool_rows(x[s], w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out[s], 0, mid)
+        conv_pool_rows(x[s], w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out[s], mid, out.shape[2])
 
 
 class ConvPoolKernel(CpuKernel):
     """A Conv2d kernel and the MaxPool2d kernel that alone reads it, run as one step (the
     conv's): in bands (conv_pool_bands) where the input has every channel live and the
     conv can call sgemm from Numba, else the two kernels one after the other. `banded`
-    switches the bands off (bench/ab_flag.py banded)."""
+    switches the bands off (bench/ab_flag.py banded).
+
+    Each sample's pool rows are always computed as two halves, each from its own first
+    band, so that a batch of one given a PairThread can run the halves on two threads at
+    once with the bits they have one after the other."""
 
     banded = True
 
@@ -223,6 +243,7 @@ class ConvPoolKernel(CpuKernel):
         co, k = conv.w2.shape
         self.band_buf = np.empty(co * rows * row, np.float32)
         self.cols_buf = np.empty(k * rows * row, np.float32)
+        self._second_bufs = None  # (cols, band) buffers for the pair's half, made on first need
 
     # The conv's work buffers serve its fallback path (plan._shared_workspace).
     @property
@@ -240,8 +261,16 @@ class ConvPoolKernel(CpuKernel):
         if not (self.banded and x.live is None and self.conv.blas_in_numba and x.data.flags.c_contiguous):
             return self.pool.run([self.conv.run(xs, ctx)], ctx)
         out = np.empty((x.data.shape[0], *self.out_shape), np.float32)
-        conv_pool_bands(x.data, self.conv.w2, self.conv.bias, self.conv.fused_relu, self.conv.conv_plan,
-                        self.pool_plan, self.cols_buf, self.band_buf, out)
+        weights = (self.conv.w2, self.conv.bias, self.conv.fused_relu, self.conv.conv_plan, self.pool_plan)
+        if x.data.shape[0] == 1 and ctx.pair is not None:
+            if self._second_bufs is None:
+                self._second_bufs = (np.empty_like(self.cols_buf), np.empty_like(self.band_buf))
+            ph = self.out_shape[1]
+            mid = first_half(ph)
+            ctx.pair.run_both(conv_pool_rows, (x.data[0], *weights, self.cols_buf, self.band_buf, out[0], 0, mid),
+                              (x.data[0], *weights, *self._second_bufs, out[0], mid, ph))
+        else:
+            conv_pool_bands(x.data, *weights, self.cols_buf, self.band_buf, out)
         return Act(out, None)
 
     def macs(self, xs, y):

@@ -147,27 +147,40 @@ def scatter_rows(y, act_idx, bias, relu, out, written):
     """out[act_idx[i]] = y[i] + bias[act_idx[i]] (ReLU'd if asked), every other row 0: an
     inactive channel ends as exact zeros, without its bias. act_idx is ascending. Rows
     with written[c] unset are known to hold zeros already (a reused buffer) and are not
-    written. y and out are C-contiguous and indexed flat: row views cost 1.2-2x on rows of
-    49-729 (equal on 3025). Consecutive rows to zero are cleared as one flat run: short
-    rows (13 x 13) spent more in per-row loop overhead than in the stores."""
+    written."""
+    scatter_block(y, act_idx, bias, relu, out, written, 0, act_idx.shape[0], 0, out.shape[1])
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def scatter_block(y, act_idx, bias, relu, out, written, r0, r1, c0, c1):
+    """scatter_rows for rows r0:r1 of y and columns c0:c1, one part of a GEMM cut in two
+    (conv_gemm.parts_of): the rows' channels get y + bias, and the inactive channels from
+    act_idx[r0] (0 for the first part) up to act_idx[r1] (C_out for the last) get zeros.
+    y and out are C-contiguous and indexed flat: row views cost 1.2-2x on rows of 49-729
+    (equal on 3025). Over whole rows, consecutive rows to zero are cleared as one flat run:
+    short rows (13 x 13) spent more in per-row loop overhead than in the stores."""
     co, na = out.shape[0], act_idx.shape[0]
     hw = np.uint64(out.shape[1])
+    whole_rows = c0 == 0 and c1 == out.shape[1]
+    uc0, uc1 = np.uint64(c0), np.uint64(c1)
     src, dst = y.reshape(y.size), out.reshape(out.size)
-    i, c = 0, 0
-    while c < co:
-        if i < na and act_idx[i] == c:
+    i = r0
+    c = 0 if r0 == 0 else act_idx[r0]
+    stop = co if r1 == na else act_idx[r1]
+    while c < stop:
+        if i < r1 and act_idx[i] == c:
             s0, d0, b = np.uint64(i) * hw, np.uint64(c) * hw, bias[c]
             if relu:
-                for k in range(hw):
+                for k in range(uc0, uc1):
                     v = src[s0 + k] + b
                     dst[d0 + k] = v if v > 0.0 else 0.0
             else:
-                for k in range(hw):
+                for k in range(uc0, uc1):
                     dst[d0 + k] = src[s0 + k] + b
             i += 1
             c += 1
             continue
-        end = act_idx[i] if i < na else co  # the inactive rows up to the next active one
+        end = act_idx[i] if i < r1 else stop  # the inactive rows up to the next active one
         while c < end:
             if not written[c]:
                 c += 1
@@ -175,19 +188,31 @@ def scatter_rows(y, act_idx, bias, relu, out, written):
             run_end = c + 1
             while run_end < end and written[run_end]:
                 run_end += 1
-            for k in range(np.uint64(c) * hw, np.uint64(run_end) * hw):
-                dst[k] = 0.0
+            if whole_rows:
+                for k in range(np.uint64(c) * hw, np.uint64(run_end) * hw):
+                    dst[k] = 0.0
+            else:
+                for row in range(c, run_end):
+                    d0 = np.uint64(row) * hw
+                    for k in range(uc0, uc1):
+                        dst[d0 + k] = 0.0
             c = run_end
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def add_bias(out, bias, relu):
-    for c in range(out.shape[0]):
-        b = bias[c]
-        row = out[c]
+    add_bias_block(out, bias, relu, 0, out.shape[0], 0, out.shape[1])
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def add_bias_block(out, bias, relu, r0, r1, c0, c1):
+    """out[r, c0:c1] += bias[r] for rows r0:r1 (then ReLU, if asked)."""
+    for r in range(r0, r1):
+        b = bias[r]
+        row = out[r]
         if relu:
-            for k in range(row.shape[0]):
+            for k in range(c0, c1):
                 row[k] = max(row[k] + b, 0.0)
         else:
-            for k in range(row.shape[0]):
+            for k in range(c0, c1):
                 row[k] += b

@@ -8,7 +8,7 @@ from ...ops.conv import gate_cut
 from ..macs import gate_macs
 from .base import Act, c_contiguous
 from .conv import ConvKernel
-from .conv_gemm import gemm_conv
+from .conv_gemm import gemm_conv, prepare_first
 from .pool import plane_pool
 
 
@@ -84,17 +84,33 @@ def gate_logits(x, live, gate_plan, gate_params):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
-                    w_buf, y_buf, buffer, out, written):
-    """A gated conv in one compiled call: the gate's logits, the mask they give (written into
-    `active`, (N, C_out) bool) and gemm_conv. Run as three calls from Python (gate_logits,
-    the cut as a NumPy compare, gemm_conv), the fixed cost of a gated layer was ~14 us."""
+def decide_active(x, live, gate_plan, gate_params, cut, active):
+    """The gate's logits, and the (N, C_out) mask they give, written into `active`."""
     z = gate_logits(x, live, gate_plan, gate_params)
     group_size = active.shape[1] // z.shape[1]
     for s in range(active.shape[0]):
         for c in range(active.shape[1]):
             active[s, c] = z[s, c // group_size] > cut
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
+                    w_buf, y_buf, buffer, out, written):
+    """A gated conv in one compiled call: the gate's logits, the mask they give (written into
+    `active`, (N, C_out) bool) and gemm_conv. Run as three calls from Python (gate_logits,
+    the cut as a NumPy compare, gemm_conv), the fixed cost of a gated layer was ~14 us."""
+    decide_active(x, live, gate_plan, gate_params, cut, active)
     gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def gated_prepare_first(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
+                        w_buf, y_buf, buffer, out, written):
+    """gated_gemm_conv for a batch of one, up to its GEMM where that runs in two parts
+    (ConvKernel.finish_parts); returns what prepare_first does."""
+    decide_active(x, live, gate_plan, gate_params, cut, active)
+    return prepare_first(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+                         written)
 
 
 class GatedConvKernel(ConvKernel):
@@ -123,9 +139,12 @@ class GatedConvKernel(ConvKernel):
             if one_call:
                 t = ctx.threshold_for(self.name, None)
                 active = np.empty((n, self.out_shape[0]), np.bool_)
-                gated_gemm_conv(x.data, self.live_of(x), self.gate_plan, self.gate_params,
-                                self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(x), buffer,
-                                out, written)
+                args = (x.data, self.live_of(x), self.gate_plan, self.gate_params,
+                        self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(x), buffer, out, written)
+                if n == 1 and ctx.pair is not None and self.may_split:
+                    self.finish_parts(x, gated_prepare_first(*args), buffer, out, written, ctx.pair)
+                else:
+                    gated_gemm_conv(*args)
                 self.end_call(n, active, buffer)
                 return Act(out, active)
         z = gate_logits(x.data, self.live_of(x), self.gate_plan, self.gate_params)
@@ -134,7 +153,7 @@ class GatedConvKernel(ConvKernel):
         t = ctx.threshold_for(self.name, None)
         groups_on = z > (self.file_cut if t is None else gate_cut(t))
         active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
-        return Act(self.convolve(x, active, out), active)
+        return Act(self.convolve(x, active, out, ctx.pair), active)
 
     def macs(self, xs, y):
         executed, dense = super().macs(xs, y)
