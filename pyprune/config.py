@@ -39,14 +39,14 @@ CONV_POOL_BAND_MIN_BYTES = 1 << 20
 # 1.80 in chunks of 16; SqueezeNet 1.1 (349 M) 1.37-1.55 in chunks of 1.
 SPLIT_MIN_MACS = 100_000_000
 
-# A sample's conv GEMM of at least this many executed MACs runs as two parts (cut by
-# columns, or by rows on planes under 512 pixels; kernels/cpu/conv_gemm.parts_of), which a
-# batch of one runs on two threads at once where pyprune has two; elsewhere the parts run
-# one after the other, so that the bits never depend on the thread count. On this AMD host
-# (two locked threads handing over in about 17 us; medians of 15 interleaved rounds, when
-# the second core was free): the two parts took 0.62-0.67x the time of the whole GEMM at
-# 27-86 M MACs, 0.75x at 6.2 M, 0.87-0.93x at 3.0-3.5 M and 1.1-1.8x below 1 M; one after
-# the other they took 1.00-1.05x at 6-86 M MACs.
+# With two or more threads, a sample's conv GEMM of at least this many executed MACs runs
+# as two parts (cut by columns, or by rows on planes under 512 pixels;
+# kernels/cpu/conv_gemm.parts_of): at once on two threads for a batch of one, one after
+# the other in a bigger batch's chunks, so that a sample's bits are the same in both. On
+# the AMD host (two locked threads handing over in about 17 us; medians of 15 interleaved
+# rounds, when the second core was free) the two parts took 0.62-0.67x the time of the
+# whole GEMM at 27-86 M MACs, 0.75x at 6.2 M, 0.87-0.93x at 3.0-3.5 M and 1.1-1.8x below
+# 1 M; one after the other they took 1.00-1.05x at 6-86 M MACs.
 SPLIT_GEMM_MACS = 4_000_000
 
 # Time limit for reading a model file without pyprune's checksum block in a child process

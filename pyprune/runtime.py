@@ -50,9 +50,9 @@ class Session:
     each through its own copy of the kernels (made on first need: the packed weights and
     work buffers again). A batch of one runs its big conv GEMMs in two parts, on the
     calling thread and a helper thread at once (pair_thread.py). BLAS runs single-threaded
-    everywhere (pyprune/threads.py says why) and a GEMM is cut in parts by its sizes alone,
-    the same at any thread count, so the results are bitwise the unsplit run's, and each
-    sample's are what it gives alone. Set `split_batches` to False to run every batch whole
+    everywhere (pyprune/threads.py says why), and the GEMMs are cut the same way in every
+    call at n >= 2 (at n = 1 not at all), so the results are bitwise the unsplit run's,
+    and each sample's are what it gives alone. Set `split_batches` to False to run every batch whole
     on the calling thread alone.
     """
 
@@ -76,6 +76,7 @@ class Session:
         self._folded = model
         self._pool, self._pool_size, self._pool_pid = None, 0, None
         self._pair = None  # a PairThread, for a batch of one's big GEMMs on two threads
+        self._cuts = None  # whether the CPU convs cut their big GEMMs now (_cut_gemms)
         self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
 
     @property
@@ -104,16 +105,28 @@ class Session:
         feeds = self._feeds(x)
         ctx = self._context(threshold, gate_hook)
         batch = next(iter(feeds.values())).data.shape[0]
-        parallel = self.split_batches and self._splittable and gate_hook is None
-        lanes = threads.lanes_for(batch, self._min_per_lane, parallel and not stats)
+        parallel = self.split_batches and self._splittable and threads.get_num_threads() >= 2
+        self._cut_gemms(parallel)
+        lanes = threads.lanes_for(batch, self._min_per_lane, parallel and not stats and gate_hook is None)
         if lanes > 1:
             outs, layers = self._run_split(feeds, ctx, batch, lanes), None
         else:
-            if parallel and batch == 1 and threads.get_num_threads() >= 2:
+            if parallel and batch == 1 and gate_hook is None:
                 ctx.pair = self._pair_thread()
             outs, layers = self._execute(self._lanes[0], feeds, ctx, stats)
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
+
+    def _cut_gemms(self, on):
+        """Have every CPU conv cut its big GEMMs in two parts (and the banded stem its pool
+        rows in two halves) where the session can run parts at once (two or more threads),
+        else not, where they would only cost time (1.5-2% of a dense run here, more on a
+        loaded host). The cuts change a result's last bits, so they follow the session's
+        settings, never one call's batch: a batch still gives what its images give alone."""
+        if on != self._cuts:
+            for plan in self._lanes:
+                _set_cuts(plan, on)
+            self._cuts = on
 
     def _pair_thread(self):
         """The session's PairThread, made on first need (and again in a forked child)."""
@@ -126,6 +139,7 @@ class Session:
         others on the session's worker threads; the outputs joined in sample order."""
         while len(self._lanes) < lanes:
             self._lanes.append(build_plan(self._folded, self.info, CPU))
+            _set_cuts(self._lanes[-1], self._cuts)
         # A forked child inherits the pool but not its threads: work sent there would never
         # run, so a new process makes a new pool.
         if self._pool_size < lanes - 1 or self._pool_pid != os.getpid():
@@ -240,6 +254,15 @@ class Session:
         return LayerStats(node.name, node.op, seconds, np.asarray(executed, np.int64), int(dense),
                           c_in, live_in, c_out, active, node.op == "GatedConv2d",
                           y.live if node.op == "GatedConv2d" else None)
+
+
+def _set_cuts(plan, on):
+    """Session._cut_gemms for one plan's CPU convs (and banded stems)."""
+    for step in plan.steps:
+        kernel = getattr(step, "kernel", None)  # a Copy has none
+        setter = getattr(kernel, "set_halves", None) or getattr(kernel, "set_cuts", None)
+        if setter is not None:
+            setter(on)
 
 
 def _check_threshold(t, what):

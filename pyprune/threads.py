@@ -14,9 +14,9 @@ how many cores pyprune uses:
 
 BLAS always runs single-threaded, so the cores are never oversubscribed and a sample's
 GEMMs run the same code alone and inside a batch: a batch gives bitwise what its images
-give alone (DESIGN.md), whatever n is. A GEMM is cut in two parts by its sizes alone
-(kernels/cpu/conv_gemm.parts_of), and the parts run one after the other where they do not
-run at once, so the bits do not depend on n either. OpenBLAS's threaded sgemm does not: on an AMD
+give alone (DESIGN.md), whatever n is. At n >= 2 every call cuts the same GEMMs in two
+parts (kernels/cpu/conv_gemm.parts_of), which run one after the other where they do not
+run at once; at n = 1 none is cut, so the last bits at n = 1 and at n >= 2 can differ. OpenBLAS's threaded sgemm does not: on an AMD
 EPYC (Zen 3, OpenBLAS's Haswell kernels) its results at 2 threads differed in the last
 bits from its results at 1 thread on 7 of 9 SqueezeNet shapes, even at k = 16, and a gate
 near its threshold can then decide differently. Its second thread did not pay either:

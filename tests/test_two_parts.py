@@ -1,7 +1,7 @@
 """A batch of one's big conv GEMMs cut in two parts (kernels/cpu/conv_gemm.parts_of) and
 run on two threads at once (pair_thread.py): the same bits as the parts one after the
-other, at any thread count and inside any batch, and the reference's answer; the stem's
-conv + pool halves likewise; and the helper thread's hand-over itself."""
+other inside a batch, and the reference's answer; the stem's conv + pool halves
+likewise; no cuts at one thread; and the helper thread's hand-over itself."""
 
 import gc
 import os
@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 import pyprune
 from pyprune import config, models
-from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TRANSPOSED, parts_of
+from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, SPLIT_MACS, TRANSPOSED, parts_of
 from pyprune.pair_thread import PairThread
 from pyprune.reference import run_reference
 from pyprune.runtime import RunContext
@@ -43,9 +43,10 @@ def test_parts_of_cuts_big_gemms_on_aligned_bounds(mode, na, k, hw, co, split):
 
 @pytest.fixture
 def cut_everything(monkeypatch):
-    """Every GEMM that parts_of can cut is cut (a threshold of 1 MAC), and every stem runs in
-    bands, on two threads."""
+    """Every GEMM that parts_of can cut is cut (a threshold of 1 MAC), every stem runs in
+    bands, and batches split into chunks of any size, on two threads."""
     monkeypatch.setattr(config, "SPLIT_GEMM_MACS", 1)
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)
     monkeypatch.setattr(config, "CONV_POOL_BAND_MIN_BYTES", 0)
     pyprune.set_num_threads(2)
     yield
@@ -126,24 +127,38 @@ def calibrated_squeezenet(image_size):
 @pytest.mark.parametrize("make", [lambda: calibrated_squeezenet(48), lambda: calibrated_squeezenet(96),
                                   lambda: models.squeezenet1_1(image_size=96)],
                          ids=["gated-48-by-rows", "gated-96-by-columns", "dense-96"])
-def test_a_network_gives_the_same_bits_at_one_and_two_threads_alone_and_in_a_batch(monkeypatch, cut_everything,
-                                                                                     make):
+def test_a_network_on_two_threads_gives_the_same_bits_alone_and_in_a_batch(monkeypatch, cut_everything, make):
+    """Alone, a sample's parts run at once on two threads; in a batch's chunks, one after the
+    other: the same bits, and the reference's answer."""
     model = make()
     sess = pyprune.Session(model)
-    x = models.synthetic_images(3, seed=2, size=model.inputs["input"][1])
+    x = models.synthetic_images(4, seed=2, size=model.inputs["input"][1])
     calls = two_part_runs(monkeypatch)
-    two = [sess.run(x[i:i + 1]) for i in range(3)]
+    alone = [sess.run(x[i:i + 1]) for i in range(4)]
     assert "finish_first" in calls and "conv_pool_rows" in calls
-    pyprune.set_num_threads(1)
     calls.clear()
-    one = [sess.run(x[i:i + 1]) for i in range(3)]
     whole = sess.run(x)
-    assert not calls
-    for i in range(3):
-        np.testing.assert_array_equal(two[i], one[i])
-        np.testing.assert_array_equal(two[i], whole[i:i + 1])
+    assert len(sess._lanes) == 2 and not calls
+    for i in range(4):
+        np.testing.assert_array_equal(alone[i], whole[i:i + 1])
     expected, _ = run_reference(model, {"input": x})
-    assert_matches(np.concatenate(two), expected[model.outputs[0]], tol=1e-4)
+    assert_matches(whole, expected[model.outputs[0]], tol=1e-4)
+
+
+def test_one_thread_cuts_nothing_and_agrees_with_the_reference(monkeypatch, cut_everything):
+    """At one thread no GEMM is cut (the parts would only cost time): nothing is handed over,
+    and the bits may differ from two threads' only within float32 rounding."""
+    model = calibrated_squeezenet(96)
+    sess = pyprune.Session(model)
+    x = models.synthetic_images(2, seed=4, size=96)
+    two = sess.run(x[:1])
+    pyprune.set_num_threads(1)
+    calls = two_part_runs(monkeypatch)
+    one = sess.run(x[:1])
+    assert not calls
+    assert all(s.kernel.conv_plan[SPLIT_MACS] == NEVER_CUT for s in sess._steps if hasattr(s.kernel, "conv_plan"))
+    np.testing.assert_array_equal(one, sess.run(x)[:1])
+    np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5)
 
 
 def test_stats_runs_use_both_threads_with_the_same_bits(monkeypatch, cut_everything):

@@ -13,8 +13,8 @@ from ... import config
 from ..macs import conv_macs
 from .base import Act, CpuKernel, c_contiguous
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, POINTWISE, RELU, SHIFTED, TRANSPOSED, conv_plan, finish_first, \
-    gemm_conv, prepare_first, prepare_sample
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, SHIFTED, SPLIT_MACS, TRANSPOSED, \
+    conv_plan, finish_first, gemm_conv, prepare_first, prepare_sample
 from .conv_steps import add_bias, scatter_rows
 
 
@@ -82,7 +82,7 @@ class ConvKernel(CpuKernel):
     buffers that are not C-contiguous, the same steps run as Python calls around np.matmul.
     A batch of one given a PairThread (`pair`, where pyprune has two threads) runs a
     GEMM that parts_of cuts in two on both threads at once (`may_split`: the layer's dense
-    GEMM is big enough to be cut)."""
+    GEMM is big enough to be cut; `set_cuts` turns cutting on and off)."""
 
     blas_in_numba = BLAS_IN_NUMBA
     shifted = _PlanFlag(SHIFTED)
@@ -134,6 +134,12 @@ class ConvKernel(CpuKernel):
 
     def run(self, xs, ctx, out=None):
         return Act(self.convolve(xs[0], None, out, ctx.pair), None)
+
+    def set_cuts(self, on):
+        """Let parts_of cut this conv's big GEMMs in two (on), or never: the session turns
+        cuts on where it has two or more threads to run the parts at once, and off at one
+        thread, where the parts would only cost time (conv_gemm.SPLIT_MACS)."""
+        self.conv_plan[SPLIT_MACS] = config.SPLIT_GEMM_MACS if on else NEVER_CUT
 
     def hand_epilogue_to_pool(self):
         """Stop adding the bias and applying a fused ReLU; return (bias, relu) for the pool."""

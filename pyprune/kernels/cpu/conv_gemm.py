@@ -30,7 +30,8 @@ POINTWISE = 11      # 1: a 1x1 stride-1 unpadded conv (its right operand is x's 
 RELU = 12           # 1: a ReLU fused into the epilogue
 ADD_FULL_BIAS = 13  # 0: a pool after the conv adds the bias (and ReLU) to a full output
 GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is made
-SPLIT_MACS = 15     # config.SPLIT_GEMM_MACS: a sample's GEMM of at least this many MACs runs in two parts
+SPLIT_MACS = 15     # a sample's GEMM of at least this many MACs runs in two parts (ConvKernel.set_cuts)
+NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs):
@@ -90,9 +91,9 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
 @njit(cache=True, nogil=True, boundscheck=False)
 def parts_of(mode, na, k, hw, co, split_macs):
     """(parts, by_columns, cut): how a sample's GEMM runs, as one part or as two that two
-    threads can run at once. Only the sizes decide, never the thread count, so that a
-    sample's bits are the same at any pyprune.set_num_threads (a GEMM cut in two rounds
-    differently from the whole). Wide outputs are cut by columns (pixels), narrow ones
+    threads can run at once. Only the sizes and split_macs decide, never whether the parts
+    run at once, so that a sample's bits are the same alone and in a batch (a GEMM cut in
+    two rounds differently from the whole). Wide outputs are cut by columns (pixels), narrow ones
     (13 x 13) by rows (kernels), where a column half of 85 pixels ran no faster on two
     threads; the cuts fall on multiples of 16 columns or 8 rows."""
     rows = co if mode == FULL or mode == TRANSPOSED else na

@@ -27,8 +27,9 @@ from .conv_gemm import DH, DW, KH, KW, PL, PT, SH, SW, WO
 from .pool import fmax
 from .window import valid_range
 
-# pool_plan indices: window, stride, left padding, pool rows per band
-PKH, PKW, PSH, PSW, PPL, BAND = range(6)
+# pool_plan indices: window, stride, left padding, pool rows per band, and whether each
+# sample's pool rows are computed as two halves (ConvPoolKernel.set_halves)
+PKH, PKW, PSH, PSW, PPL, BAND, HALVES = range(7)
 
 
 def banded_fits(conv_out_shape, pool_attrs, pool_out_shape):
@@ -211,9 +212,10 @@ def first_half(pool_rows):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def conv_pool_bands(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out):
-    """out (N, C_out, PH, PW): conv_pool_rows over each sample's two halves of pool rows,
-    one after the other, as two threads run them for a batch of one (ConvPoolKernel)."""
-    mid = first_half(out.shape[2])
+    """out (N, C_out, PH, PW): conv_pool_rows over each sample's pool rows, as two halves one
+    after the other where pool_plan says so (as two threads run them for a batch of one,
+    ConvPoolKernel)."""
+    mid = first_half(out.shape[2]) if pool_plan[HALVES] != 0 else out.shape[2]
     for s in range(x.shape[0]):
         conv_pool_rows(x[s], w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out[s], 0, mid)
         conv_pool_rows(x[s], w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out[s], mid, out.shape[2])
@@ -225,9 +227,10 @@ class ConvPoolKernel(CpuKernel):
     conv can call sgemm from Numba, else the two kernels one after the other. `banded`
     switches the bands off (bench/ab_flag.py banded).
 
-    Each sample's pool rows are always computed as two halves, each from its own first
-    band, so that a batch of one given a PairThread can run the halves on two threads at
-    once with the bits they have one after the other."""
+    Where the session runs on two or more threads (`set_halves`), each sample's pool rows
+    are computed as two halves, each from its own first band, so that a batch of one given
+    a PairThread runs the halves on two threads at once with the bits they have one after
+    the other, in a batch."""
 
     banded = True
 
@@ -237,13 +240,19 @@ class ConvPoolKernel(CpuKernel):
         a = pool.attrs
         (pkh, pkw), (psh, psw), wo = a["kernel_size"], a["stride"], conv.out_shape[2]
         per_band = max(1, round(config.CONV_POOL_BAND_PIXELS / (psh * wo)))
-        self.pool_plan = np.array([pkh, pkw, psh, psw, a["padding"][1], per_band], np.int64)
+        self.pool_plan = np.array([pkh, pkw, psh, psw, a["padding"][1], per_band, True], np.int64)
         rows = (per_band - 1) * psh + pkh
         row = psw * phase_length(wo, psw)
         co, k = conv.w2.shape
         self.band_buf = np.empty(co * rows * row, np.float32)
         self.cols_buf = np.empty(k * rows * row, np.float32)
         self._second_bufs = None  # (cols, band) buffers for the pair's half, made on first need
+
+    def set_halves(self, on):
+        """Compute each sample's pool rows as two halves (on) or in one pass, and let the
+        conv cut its GEMMs likewise (its fallback path)."""
+        self.pool_plan[HALVES] = bool(on)
+        self.conv.set_cuts(on)
 
     # The conv's work buffers serve its fallback path (plan._shared_workspace).
     @property
@@ -262,7 +271,7 @@ class ConvPoolKernel(CpuKernel):
             return self.pool.run([self.conv.run(xs, ctx)], ctx)
         out = np.empty((x.data.shape[0], *self.out_shape), np.float32)
         weights = (self.conv.w2, self.conv.bias, self.conv.fused_relu, self.conv.conv_plan, self.pool_plan)
-        if x.data.shape[0] == 1 and ctx.pair is not None:
+        if x.data.shape[0] == 1 and ctx.pair is not None and self.pool_plan[HALVES]:
             if self._second_bufs is None:
                 self._second_bufs = (np.empty_like(self.cols_buf), np.empty_like(self.band_buf))
             ph = self.out_shape[1]
