@@ -52,8 +52,8 @@ class Session:
     calling thread and a helper thread at once (pair_thread.py). BLAS runs single-threaded
     everywhere (pyprune/threads.py says why), and the GEMMs are cut the same way in every
     call at n >= 2 (at n = 1 not at all), so the results are bitwise the unsplit run's,
-    and each sample's are what it gives alone. Set `split_batches` to False to run every batch whole
-    on the calling thread alone.
+    and each sample's are what it gives alone. Set `split_batches` to False to run every
+    batch whole on the calling thread alone.
     """
 
     split_batches = True

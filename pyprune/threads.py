@@ -14,9 +14,7 @@ how many cores pyprune uses:
 
 BLAS always runs single-threaded, so the cores are never oversubscribed and a sample's
 GEMMs run the same code alone and inside a batch: a batch gives bitwise what its images
-give alone (DESIGN.md), whatever n is. At n >= 2 every call cuts the same GEMMs in two
-parts (kernels/cpu/conv_gemm.parts_of), which run one after the other where they do not
-run at once; at n = 1 none is cut, so the last bits at n = 1 and at n >= 2 can differ. OpenBLAS's threaded sgemm does not: on an AMD
+give alone (DESIGN.md), whatever n is. OpenBLAS's threaded sgemm does not: on an AMD
 EPYC (Zen 3, OpenBLAS's Haswell kernels) its results at 2 threads differed in the last
 bits from its results at 1 thread on 7 of 9 SqueezeNet shapes, even at k = 16, and a gate
 near its threshold can then decide differently. Its second thread did not pay either:
@@ -29,6 +27,12 @@ thread count (set_num_threads, or the first run), and leaves it there: changing 
 about 1 ms, too much to do around every call. Your own NumPy code in the same process then
 runs OpenBLAS on one thread too; threadpoolctl can raise it for that code, and pyprune
 puts it back to one at its next call (lanes_for).
+
+A batch of one's GEMM parts on the helper thread keep batches bitwise too: at n >= 2
+every call cuts the same GEMMs in two parts (kernels/cpu/conv_gemm.parts_of), which run
+one after the other where they do not run at once; at n = 1 none is cut, so the last bits
+at n = 1 and at n >= 2 can differ.
+
 Numba's pool is set to n for user code beside us; pyprune's kernels do not use it (the
 helper thread is a plain Python thread: Numba's OpenMP layer is not fork-safe, and its
 workqueue layer not thread-safe).

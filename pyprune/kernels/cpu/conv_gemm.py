@@ -93,9 +93,9 @@ def parts_of(mode, na, k, hw, co, split_macs):
     """(parts, by_columns, cut): how a sample's GEMM runs, as one part or as two that two
     threads can run at once. Only the sizes and split_macs decide, never whether the parts
     run at once, so that a sample's bits are the same alone and in a batch (a GEMM cut in
-    two rounds differently from the whole). Wide outputs are cut by columns (pixels), narrow ones
-    (13 x 13) by rows (kernels), where a column half of 85 pixels ran no faster on two
-    threads; the cuts fall on multiples of 16 columns or 8 rows."""
+    two rounds differently from the whole). Wide outputs are cut by columns (pixels),
+    narrow ones (13 x 13) by rows (kernels), where a column half of 85 pixels ran no
+    faster on two threads; the cuts fall on multiples of 16 columns or 8 rows."""
     rows = co if mode == FULL or mode == TRANSPOSED else na
     if mode == EMPTY or rows * k * hw < split_macs:
         return 1, False, 0
