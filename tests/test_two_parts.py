@@ -15,12 +15,11 @@ import pyprune
 from pyprune import config, models
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, SPLIT_MACS, TRANSPOSED, parts_of
 from pyprune.pair_thread import PairThread
+from pyprune.ops.conv import conv2d_reference
 from pyprune.reference import run_reference
-from pyprune.runtime import RunContext
 
 from .helpers import PATTERNS, assert_matches, live_act, make_kernel, mask
 from .kernels.cpu.test_conv import conv_weights, magnitude
-from pyprune.ops.conv import conv2d_reference
 
 
 @settings(deadline=None)
@@ -56,6 +55,9 @@ def cut_everything(monkeypatch):
 @pytest.fixture
 def pair():
     return PairThread()
+
+
+PAIR = PairThread()  # for the hypothesis test, whose examples cannot take a fixture each
 
 
 @st.composite
@@ -102,8 +104,6 @@ def test_a_conv_in_two_parts_on_two_threads_matches_one_thread_and_the_reference
     if active is not None:
         assert not two[~active].any()
 
-
-PAIR = PairThread()
 
 
 def two_part_runs(monkeypatch):
@@ -166,7 +166,7 @@ def test_stats_runs_use_both_threads_with_the_same_bits(monkeypatch, cut_everyth
     sess = pyprune.Session(model)
     x = models.synthetic_images(1, seed=3, size=48)
     calls = two_part_runs(monkeypatch)
-    y, stats = sess.run_with_stats(x)
+    y, _ = sess.run_with_stats(x)
     assert calls
     np.testing.assert_array_equal(y, sess.run(x))
 
