@@ -1,6 +1,7 @@
-"""A helper thread that runs one compiled call while the calling thread runs another: the
-two parts of a conv GEMM cut in two (kernels/cpu/conv_gemm.parts_of), for a batch of one
-where pyprune has two or more threads. Both calls release the GIL, so they run at once.
+"""A helper thread that runs one compiled call while the calling thread runs another, for a
+batch of one where pyprune has two or more threads: the two parts of a conv GEMM cut in
+two (kernels/cpu/conv_gemm.parts_of), and a fire module's expand1x1 while its expand3x3
+runs (runtime.py). The compiled calls release the GIL, so they run at once.
 
 Two locks hand the work over and back: a round trip took about 17 us on the AMD host,
 against 18 us of work that the caller alone does in 3 us (a tiny GEMM), so only GEMMs of
@@ -31,15 +32,18 @@ def _serve(go, done, slot):
 
 class PairThread:
     """run_both(fn, here, there): fn(*there) on the helper thread and fn(*here) on the
-    calling thread at once; returns when both have, raising what either raised. One call
-    at a time (a session runs one call at a time). A forked child has no helper thread:
-    `usable()` is False there, and the session makes a new PairThread."""
+    calling thread at once; returns when both have, raising what either raised. start()
+    and wait() do the same in two steps, so that the caller can go on meanwhile (a fire
+    module's two expands, runtime.py); a run_both or start waits for a started job first.
+    Used by one thread at a time (a session runs one call at a time). A forked child has
+    no helper thread: `usable()` is False there, and the session makes a new PairThread."""
 
     def __init__(self):
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
         self._slot = [None, None]
+        self._running = False  # a started job not yet waited for
         self._pid = os.getpid()
         threading.Thread(target=_serve, args=(self._go, self._done, self._slot), daemon=True,
                          name="pyprune-pair").start()
@@ -49,12 +53,26 @@ class PairThread:
         return self._pid == os.getpid()
 
     def run_both(self, fn, here, there):
-        self._slot[0], self._slot[1] = (fn, there), None
-        self._go.release()
+        self.start(fn, there)
         try:
             fn(*here)
         finally:  # the helper may still be writing into the caller's buffers: wait for it
-            self._done.acquire()
+            self.wait()
+
+    def start(self, fn, args):
+        """Run fn(*args) on the helper thread and return at once; wait() collects it. A job
+        started earlier is waited for first (and its error raised)."""
+        self.wait()
+        self._slot[0], self._slot[1] = (fn, args), None
+        self._running = True
+        self._go.release()
+
+    def wait(self):
+        """Wait for the job start() gave the helper, if any; raise what it raised."""
+        if not self._running:
+            return
+        self._done.acquire()
+        self._running = False
         if self._slot[1] is not None:
             error, self._slot[1] = self._slot[1], None
             raise error

@@ -1,5 +1,6 @@
 """Session: prepares a validated model for a device once, then runs batches through it."""
 
+import copy
 import math
 import os
 import time
@@ -159,35 +160,51 @@ class Session:
 
     def _execute(self, plan, feeds, ctx, stats):
         """Run `feeds` (tensor -> Act on the host) through `plan`'s steps. Returns (output
-        name -> host array, per-layer stats or None)."""
+        name -> host array, per-layer stats or None). With ctx.pair (a batch of one at
+        n >= 2, no stats), a step that starts a pair of siblings (_siblings) runs on the
+        helper thread while the calling thread runs the next one."""
         values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act
         layers = [] if stats else None
         buffers = {}  # concat tensor -> the buffer its producers write into
-        for step in plan.steps:
-            if isinstance(step, Copy):
-                act = values[step.tensor][step.src]
-                values[step.tensor][step.dst] = step.dst.upload(step.src.download(act))
-                continue
-            xs = [values[t][step.device] for t in step.inputs]
-            if stats:
-                step.device.synchronize()
-                start = time.perf_counter()
-            if step.into is not None:
-                concat, first = step.into
-                buf = buffers.get(concat)
-                if buf is None:
-                    buf = buffers[concat] = plan.concat_kernels[concat].output_buffer(xs[0].data.shape[0])
-                y = step.kernel.run(xs, ctx, out=step.device.channel_window(buf, first, step.kernel.out_shape[0]))
-            elif step.assemble:
-                y = step.kernel.assemble(xs, buffers.pop(step.output))
-            else:
-                y = step.kernel.run(xs, ctx)
-            if stats:
-                step.device.synchronize()
-                layers.append(self._layer_stats(step, xs, y, time.perf_counter() - start))
-            values[step.output] = {step.device: y}
-            for t in step.drop:
-                del values[t]
+        siblings = _siblings(plan) if ctx.pair is not None and not stats else ()
+        started = None  # (step, [its Act]) of a sibling running on the helper thread
+        try:
+            for i, step in enumerate(plan.steps):
+                if isinstance(step, Copy):
+                    act = values[step.tensor][step.src]
+                    values[step.tensor][step.dst] = step.dst.upload(step.src.download(act))
+                    continue
+                xs = [values[t][step.device] for t in step.inputs]
+                if stats:
+                    step.device.synchronize()
+                    start = time.perf_counter()
+                if step.into is not None:
+                    concat, first = step.into
+                    buf = buffers.get(concat)
+                    if buf is None:
+                        buf = buffers[concat] = plan.concat_kernels[concat].output_buffer(xs[0].data.shape[0])
+                    out = step.device.channel_window(buf, first, step.kernel.out_shape[0])
+                    if i in siblings:
+                        started = (step, _start_on_helper(step.kernel, xs, ctx, out))
+                        continue
+                    y = step.kernel.run(xs, ctx, out=out)
+                elif step.assemble:
+                    y = step.kernel.assemble(xs, buffers.pop(step.output))
+                else:
+                    y = step.kernel.run(xs, ctx)
+                if stats:
+                    step.device.synchronize()
+                    layers.append(self._layer_stats(step, xs, y, time.perf_counter() - start))
+                values[step.output] = {step.device: y}
+                if started is not None:  # the sibling's output, once the step after it is done
+                    ctx.pair.wait()
+                    values[started[0].output] = {started[0].device: started[1][0]}
+                    started = None
+                for t in step.drop:
+                    del values[t]
+        finally:  # the helper may still be writing into this call's buffers
+            if started is not None:
+                ctx.pair.wait()
         return {t: self._on_host(values[r]) for t, r in zip(self.output_names, self._outputs)}, layers
 
     @staticmethod
@@ -254,6 +271,38 @@ class Session:
         return LayerStats(node.name, node.op, seconds, np.asarray(executed, np.int64), int(dense),
                           c_in, live_in, c_out, active, node.op == "GatedConv2d",
                           y.live if node.op == "GatedConv2d" else None)
+
+
+def _siblings(plan):
+    """Indices of the steps that can run on the helper thread while the next step runs: two
+    CPU convs that read the same inputs and write into the same concat buffer (a fire
+    module's expands). Each keeps its bits: the first runs its GEMMs' parts one after the
+    other, the second hands its parts to the helper once the first is done. Found once per
+    plan."""
+    found = getattr(plan, "siblings", None)
+    if found is None:
+        steps = plan.steps
+        found = plan.siblings = frozenset(
+            i for i, (a, b) in enumerate(zip(steps, steps[1:]))
+            if not isinstance(a, Copy) and not isinstance(b, Copy) and a.device is CPU and b.device is CPU
+            and a.into is not None and b.into is not None and a.into[0] == b.into[0] and a.inputs == b.inputs
+            and hasattr(a.kernel, "use_workspace") and getattr(a.kernel, "groups", 0) == 1)
+    return found
+
+
+def _start_on_helper(kernel, xs, ctx, out):
+    """Start kernel.run(xs, out=out) on ctx.pair's helper thread, without the pair (its
+    GEMM parts one after the other) and with work buffers of its own (made on first need:
+    the session's shared ones are the calling thread's meanwhile). Returns the list that
+    will hold its Act."""
+    if not getattr(kernel, "own_workspace", False):
+        kernel.use_workspace(*(np.empty(size, np.float32) for size in kernel.workspace_sizes()))
+        kernel.own_workspace = True
+    alone = copy.copy(ctx)
+    alone.pair = None
+    result = []
+    ctx.pair.start(lambda: result.append(kernel.run(xs, alone, out=out)), ())
+    return result
 
 
 def _set_cuts(plan, on):

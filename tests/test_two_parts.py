@@ -17,6 +17,7 @@ from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, SPLIT
 from pyprune.pair_thread import PairThread
 from pyprune.ops.conv import conv2d_reference
 from pyprune.reference import run_reference
+from pyprune.runtime import _siblings
 
 from .helpers import PATTERNS, assert_matches, live_act, make_kernel, mask
 from .kernels.cpu.test_conv import conv_weights, magnitude
@@ -128,14 +129,17 @@ def calibrated_squeezenet(image_size):
                                   lambda: models.squeezenet1_1(image_size=96)],
                          ids=["gated-48-by-rows", "gated-96-by-columns", "dense-96"])
 def test_a_network_on_two_threads_gives_the_same_bits_alone_and_in_a_batch(monkeypatch, cut_everything, make):
-    """Alone, a sample's parts run at once on two threads; in a batch's chunks, one after the
-    other: the same bits, and the reference's answer."""
+    """Alone, a sample's parts run at once on two threads, and each fire module's expand1x1
+    on the helper thread while its expand3x3 runs; in a batch's chunks, one after the other:
+    the same bits, and the reference's answer."""
     model = make()
     sess = pyprune.Session(model)
     x = models.synthetic_images(4, seed=2, size=model.inputs["input"][1])
     calls = two_part_runs(monkeypatch)
     alone = [sess.run(x[i:i + 1]) for i in range(4)]
     assert "finish_first" in calls and "conv_pool_rows" in calls
+    expand1x1 = [step.kernel for step in sess._steps if step.node.name.endswith("expand1x1")]
+    assert len(_siblings(sess._lanes[0])) == 8 and all(k.own_workspace for k in expand1x1)
     calls.clear()
     whole = sess.run(x)
     assert len(sess._lanes) == 2 and not calls
@@ -242,3 +246,35 @@ def test_a_forked_child_makes_a_helper_of_its_own(cut_everything):
             proc.kill()
     assert stale
     np.testing.assert_array_equal(got, expected)
+
+
+def test_started_work_is_collected_by_wait_or_the_next_start(pair):
+    done = []
+    pair.start(done.append, ("first",))
+    pair.run_both(done.append, ("here",), ("there",))  # waits for "first" before handing over
+    assert done[0] == "first" and sorted(done[1:]) == ["here", "there"]
+
+    def fail():
+        raise RuntimeError("started work failed")
+
+    pair.start(fail, ())
+    with pytest.raises(RuntimeError, match="started work failed"):
+        pair.wait()
+    pair.wait()  # nothing left to wait for
+
+
+def test_a_failing_sibling_on_the_helper_raises_and_the_session_recovers(monkeypatch, cut_everything):
+    sess = pyprune.Session(models.squeezenet1_1(image_size=48))
+    x = models.synthetic_images(1, seed=0, size=48)
+    good = sess.run(x)
+    kernel = next(step.kernel for step in sess._steps if step.node.name == "fire3/expand1x1")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("fire3/expand1x1 broke")
+
+    monkeypatch.setattr(kernel, "run", broken)
+    with pytest.raises(RuntimeError, match="fire3/expand1x1 broke"):
+        sess.run(x)
+    monkeypatch.undo()
+    pyprune.set_num_threads(2)
+    np.testing.assert_array_equal(sess.run(x), good)
