@@ -196,12 +196,14 @@ class Session:
                     step.device.synchronize()
                     layers.append(self._layer_stats(step, xs, y, time.perf_counter() - start))
                 values[step.output] = {step.device: y}
+                drop = step.drop
                 if started is not None:  # the sibling's output, once the step after it is done
                     ctx.pair.wait()
                     values[started[0].output] = {started[0].device: started[1][0]}
+                    drop = [*started[0].drop, *drop]
                     started = None
-                for t in step.drop:
-                    del values[t]
+                for t in drop:
+                    values.pop(t, None)
         finally:  # the helper may still be writing into this call's buffers
             if started is not None:
                 ctx.pair.wait()
