@@ -167,6 +167,9 @@ class Session:
         layers = [] if stats else None
         buffers = {}  # concat tensor -> the buffer its producers write into
         siblings = _siblings(plan) if ctx.pair is not None and not stats else ()
+        if siblings:  # the context a sibling runs in on the helper: without the pair
+            alone = copy.copy(ctx)
+            alone.pair = None
         started = None  # (step, [its Act]) of a sibling running on the helper thread
         try:
             for i, step in enumerate(plan.steps):
@@ -185,7 +188,7 @@ class Session:
                         buf = buffers[concat] = plan.concat_kernels[concat].output_buffer(xs[0].data.shape[0])
                     out = step.device.channel_window(buf, first, step.kernel.out_shape[0])
                     if i in siblings:
-                        started = (step, _start_on_helper(step.kernel, xs, ctx, out))
+                        started = (step, _start_on_helper(ctx.pair, step.kernel, xs, alone, out))
                         continue
                     y = step.kernel.run(xs, ctx, out=out)
                 elif step.assemble:
@@ -292,18 +295,16 @@ def _siblings(plan):
     return found
 
 
-def _start_on_helper(kernel, xs, ctx, out):
-    """Start kernel.run(xs, out=out) on ctx.pair's helper thread, without the pair (its
-    GEMM parts one after the other) and with work buffers of its own (made on first need:
-    the session's shared ones are the calling thread's meanwhile). Returns the list that
-    will hold its Act."""
+def _start_on_helper(pair, kernel, xs, alone, out):
+    """Start kernel.run(xs, alone, out=out) on pair's helper thread: `alone` has no pair, so
+    its GEMM parts run one after the other, and the kernel gets work buffers of its own
+    (made on first need: the session's shared ones are the calling thread's meanwhile).
+    Returns the list that will hold its Act."""
     if not getattr(kernel, "own_workspace", False):
         kernel.use_workspace(*(np.empty(size, np.float32) for size in kernel.workspace_sizes()))
         kernel.own_workspace = True
-    alone = copy.copy(ctx)
-    alone.pair = None
     result = []
-    ctx.pair.start(lambda: result.append(kernel.run(xs, alone, out=out)), ())
+    pair.start(lambda: result.append(kernel.run(xs, alone, out=out)), ())
     return result
 
 

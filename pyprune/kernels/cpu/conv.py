@@ -161,7 +161,7 @@ class ConvKernel(CpuKernel):
                         *self.geometry, self.groups, out)
             if self.fused_relu:
                 np.maximum(out, 0.0, out=out)
-        elif one_call and n == 1 and pair is not None and self.may_split:
+        elif one_call and self.in_parts(n, pair):
             prepared = prepare_first(x.data, self.live_of(x), self.active_of(n, active), *self.gemm_args(x), buffer,
                                      out, written)
             self.finish_parts(x, prepared, buffer, out, written, pair)
@@ -187,6 +187,10 @@ class ConvKernel(CpuKernel):
         one_call = (self.groups == 1 and self.blas_in_numba and buffer.flags.c_contiguous
                     and x.data.flags.c_contiguous)
         return out, buffer, written, one_call
+
+    def in_parts(self, n, pair):
+        """Whether a call on n samples runs as prepare_first and finish_parts, given `pair`."""
+        return n == 1 and pair is not None and self.may_split
 
     def finish_parts(self, x, prepared, buffer, out, written, pair):
         """A batch of one that prepare_first left in two parts (else it is done): the

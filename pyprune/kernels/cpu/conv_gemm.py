@@ -42,6 +42,17 @@ def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio,
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def right_operand(x, plan, k, cols_flat):
+    """The (k, Ho*Wo) right operand of a sample x's GEMM with k rows: x itself for a 1x1
+    conv over all its channels, else the front of the work buffer (im2col's columns, or
+    the gathered live channels)."""
+    c_in, hw = x.shape[0], plan[HO] * plan[WO]
+    if plan[POINTWISE] != 0 and k == c_in:
+        return x.reshape(c_in, hw)
+    return cols_flat[:k * hw].reshape(k, hw)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf):
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
     then the active indices into index_buf (C_in + C_out), the GEMM's right operand and,
@@ -66,13 +77,10 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         nl, full_in = c_in, True
     live_idx = live_buf[:nl]
     k = nl * kk
-    if pointwise and full_in:
-        cols = x.reshape(c_in, hw)
-    elif pointwise:
-        cols = cols_flat[:k * hw].reshape(k, hw)
+    cols = right_operand(x, plan, k, cols_flat)
+    if pointwise and not full_in:
         gather_channels(x.reshape(c_in, hw), live_idx, cols)
-    else:
-        cols = cols_flat[:k * hw].reshape(k, hw)
+    elif not pointwise:
         if shifted:
             im2col_shifted(x, live_idx, kh, kw, pt, pl, ho, wo, cols)
         else:
@@ -174,10 +182,7 @@ def finish_first(x, mode, na, k, w2, bias, plan, index_buf, cols_buf, w_buf, y_b
     (mode, na, k): finish_part on the operands prepare_sample left in the buffers."""
     co, hw, c_in = w2.shape[0], plan[HO] * plan[WO], x.shape[1]
     planes, first = sample_planes(buffer, out, co, hw)
-    if plan[POINTWISE] != 0 and k == c_in:  # prepare_sample's right operand was x itself
-        cols = x[0].reshape(c_in, hw)
-    else:
-        cols = cols_buf.reshape(cols_buf.size)[:k * hw].reshape(k, hw)
+    cols = right_operand(x[0], plan, k, cols_buf.reshape(cols_buf.size))
     finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, index_buf[c_in:c_in + na],
                 planes[0][first:first + co], written[0], part)
 

@@ -141,7 +141,7 @@ class GatedConvKernel(ConvKernel):
                 active = np.empty((n, self.out_shape[0]), np.bool_)
                 args = (x.data, self.live_of(x), self.gate_plan, self.gate_params,
                         self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(x), buffer, out, written)
-                if n == 1 and ctx.pair is not None and self.may_split:
+                if self.in_parts(n, ctx.pair):
                     self.finish_parts(x, gated_prepare_first(*args), buffer, out, written, ctx.pair)
                 else:
                     gated_gemm_conv(*args)
