@@ -8,6 +8,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py shared_workspace --rounds 16 --block 15
     python bench/ab_flag.py one_call_gate
     python bench/ab_flag.py banded
+    python bench/ab_flag.py tiles
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
@@ -15,7 +16,9 @@ one compiled call with sgemm from Numba, against the Python path around np.matmu
 `shared_workspace` (one set of work buffers for all convs of a session, against one per
 conv), `one_call_gate` (a gated conv's gate, cut and conv as one compiled call, against
 three calls with Python between) and `banded` (a dense conv and the max pool that alone
-reads it in bands of rows that stay in cache, against the conv and then the pool). --block runs each session that many images in a row
+reads it in bands of rows that stay in cache, against the conv and then the pool) and
+`tiles` (3 x 3 stride-1 convs on kernels/cpu/tile_gemm.py's register tiles, against
+im2col + sgemm). --block runs each session that many images in a row
 before switching: a switch about what stays in cache between calls needs the other
 session out of the way. Prints the median ms per image with the switch off and on, and
 on / off.
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyprune  # noqa: E402
 from pyprune import models  # noqa: E402
 
-SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded")
+SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 

@@ -49,6 +49,12 @@ SPLIT_MIN_MACS = 100_000_000
 # 1 M; one after the other they took 1.00-1.05x at 6-86 M MACs.
 SPLIT_GEMM_MACS = 4_000_000
 
+# 3 x 3 convs of stride 1 and padding 1 (SqueezeNet's expand3x3) run on
+# kernels/cpu/tile_gemm.py's register tiles instead of im2col + sgemm, read when a kernel
+# is made. On the AMD host, one thread, one session toggling it: SqueezeNet dense 0.944x,
+# gated 50% 0.966x, gated 25% 0.957x; MNIST 0.82x (`python bench/ab_flag.py tiles`).
+TILE_CONVS = True
+
 # Time limit for reading a model file without pyprune's checksum block in a child process
 # (io/hdf5.py): longer means libhdf5 hung on a corrupted file.
 UNSEALED_PROBE_SECONDS = 60

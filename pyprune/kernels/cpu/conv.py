@@ -13,9 +13,11 @@ from ... import config
 from ..macs import conv_macs
 from .base import Act, CpuKernel, c_contiguous
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, SHIFTED, SPLIT_MACS, TRANSPOSED, \
-    conv_plan, finish_first, gemm_conv, prepare_first, prepare_sample
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, SHIFTED, SPLIT_MACS, TILED, TILES, \
+    TRANSPOSED, conv_plan, finish_first, finish_part, gemm_conv, parts_of, prepare_first, prepare_sample, \
+    tiles_fit
 from .conv_steps import add_bias, scatter_rows
+from .tile_gemm import ROWS, guarded_size, pack_tiles, tile_count
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -89,6 +91,16 @@ class ConvKernel(CpuKernel):
     pointwise = _PlanFlag(POINTWISE)
     fused_relu = _PlanFlag(RELU)
 
+    @property
+    def tiles(self):
+        """Whether the conv runs on tile_gemm's tiles; it can only where tiles_fit (ab_flag
+        turns it off)."""
+        return bool(self.conv_plan[TILES])
+
+    @tiles.setter
+    def tiles(self, on):
+        self.conv_plan[TILES] = bool(on) and self.tiles_fit
+
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
         self.weight = np.ascontiguousarray(node.weights["weight"], np.float32)
@@ -96,14 +108,20 @@ class ConvKernel(CpuKernel):
         co, cg, kh, kw = self.weight.shape
         self.groups = a["groups"]
         self.geometry = (*a["stride"], a["padding"][0], a["padding"][1], *a["dilation"])
+        self.tiles_fit = config.TILE_CONVS and tiles_fit((kh, kw), a["stride"], a["padding"], a["dilation"],
+                                                         self.groups, out_shape[1:])
         self.conv_plan = conv_plan(
             (kh, kw), self.geometry, out_shape[1:],
             shifted=a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2],
             pointwise=(kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0),
-            gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS)
+            gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS, tiles=self.tiles_fit)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
+        # The same, as tile_gemm reads it (a dense sample on tiles; empty where tiles_fit fails).
+        self.w_tiles = np.empty(tile_count(co) * ROWS * self.w2.shape[1] if self.tiles_fit else 0, np.float32)
+        if self.tiles_fit:
+            pack_tiles(self.w2, kh * kw, np.arange(co), np.arange(cg), self.w_tiles)
         self.w2_t = None  # (C_in * kh * kw, C_out), made on first need (gather_rows)
         self.index_buf = np.empty(in_shapes[0][0] + co, np.int64)  # live, then active indices
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
@@ -115,11 +133,16 @@ class ConvKernel(CpuKernel):
             self.use_workspace(*(np.empty(size, np.float32) for size in self.workspace_sizes()))
 
     def workspace_sizes(self):
-        """Float32 elements of the work buffers a groups == 1 conv needs: im2col's columns,
-        the gathered weights and the GEMM's output before the epilogue."""
+        """Float32 elements of the work buffers a groups == 1 conv needs: im2col's columns
+        (or, on tiles, guard_planes' copy of x), the gathered weights (or the packed tiles of
+        the active kernels) and the GEMM's output before the epilogue."""
         co, cg, kh, kw = self.weight.shape
-        hw = self.out_shape[1] * self.out_shape[2]
-        return cg * kh * kw * hw, co * cg * kh * kw, co * hw
+        ho, wo = self.out_shape[1:]
+        k = cg * kh * kw
+        if not self.tiles_fit:
+            return k * ho * wo, co * k, co * ho * wo
+        guarded = -(-guarded_size(cg, ho, wo) // k) * k  # whole rows of k
+        return max(k * ho * wo, guarded), tile_count(co) * ROWS * k, co * ho * wo
 
     def use_workspace(self, cols, w, y):
         """Take work buffers as the leading parts of `cols`, `w` and `y` (flat float32). The
@@ -197,8 +220,9 @@ class ConvKernel(CpuKernel):
         parts on this thread and pair's at once."""
         mode, na, k, parts = prepared
         if parts == 2:
-            w2, _, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
-            args = (x.data, mode, na, k, w2, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
+            w2, _, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
+            args = (x.data, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+                    written)
             pair.run_both(finish_first, (*args, 0), (*args, 1))
 
     def end_call(self, n, active, buffer):
@@ -223,8 +247,9 @@ class ConvKernel(CpuKernel):
             self.w2_t = np.ascontiguousarray(self.w2.T)
             self._gemm_args = None
         if self._gemm_args is None:
-            self._gemm_args = (self.w2, self.w2 if self.w2_t is None else self.w2_t, self.epilogue_bias,
-                               self.conv_plan, self.index_buf, self.cols_buf, self.w_buf, self.y_buf)
+            self._gemm_args = (self.w2, self.w2 if self.w2_t is None else self.w2_t, self.w_tiles,
+                               self.epilogue_bias, self.conv_plan, self.index_buf, self.cols_buf, self.w_buf,
+                               self.y_buf)
         return self._gemm_args
 
     def _python_gemm(self, x, active, out, written):
@@ -240,6 +265,13 @@ class ConvKernel(CpuKernel):
             mode, na, k, cols = prepare_sample(
                 np.ascontiguousarray(x.data[s]), live[s], act[s], w2, w2_t, self.conv_plan,
                 self.index_buf, cols_flat, self.w_buf)
+            if mode == TILED:  # no BLAS in it: the compiled parts run as they are
+                dst = flat if flat.flags.c_contiguous else np.empty((co, hw), np.float32)
+                for part in range(parts_of(mode, na, k, hw, co, self.conv_plan[SPLIT_MACS])[0]):
+                    finish_part(mode, na, k, cols, w2, self.w_tiles, self.w_buf, self.y_buf, self.epilogue_bias,
+                                self.conv_plan, self.index_buf, dst, written[s], part)
+                flat[...] = dst
+                continue
             if mode == FULL or mode == TRANSPOSED:
                 w = w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
                 np.matmul(w, cols, out=flat)

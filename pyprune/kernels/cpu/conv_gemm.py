@@ -14,7 +14,8 @@ from numba import njit
 
 from .blas import sgemm
 from .conv_steps import (add_bias_block, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
-                         indices_of, scatter_block)
+                         indices_of, scatter_block, zero_inactive_block)
+from .tile_gemm import COLS, guard_planes, guarded_size, pack_tiles, tiled_conv3x3
 
 
 # What prepare_sample left for the GEMM of a sample:
@@ -22,6 +23,8 @@ EMPTY = 0       # nothing active, or only zeros in: the output is 0, or the bias
 FULL = 1        # every kernel over every channel: w2 @ cols
 TRANSPOSED = 2  # every kernel, some channels: w_buf as (k, C_out), read transposed
 PARTIAL = 3     # some kernels: w_buf as (na, k), into y, then scattered to their rows
+TILED = 4       # on tile_gemm's tiles: cols is guard_planes' copy of x's live channels, w_buf the packed
+                # weights of the active kernels over them (the kernel's w_tiles where all are)
 
 # The conv plan: kernel size, stride, padding (top, left), dilation, output size, then the settings:
 KH, KW, SH, SW, PT, PL, DH, DW, HO, WO = range(10)
@@ -31,14 +34,22 @@ RELU = 12           # 1: a ReLU fused into the epilogue
 ADD_FULL_BIAS = 13  # 0: a pool after the conv adds the bias (and ReLU) to a full output
 GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is made
 SPLIT_MACS = 15     # a sample's GEMM of at least this many MACs runs in two parts (ConvKernel.set_cuts)
+TILES = 16          # 1: the conv runs on tile_gemm's tiles (where tiles_fit held when the kernel was made)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
-def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs):
+def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
-    return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs],
-                    np.int64)
+    return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
+                     tiles], np.int64)
+
+
+def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
+    """Whether a conv runs on tile_gemm's tiles: 3 x 3, stride 1, padding 1, one group, at
+    least a tile's pixels."""
+    return (kernel_size == (3, 3) and stride == (1, 1) and padding == (1, 1, 1, 1) and dilation == (1, 1)
+            and groups == 1 and out_size[0] * out_size[1] >= COLS)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -57,7 +68,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
     then the active indices into index_buf (C_in + C_out), the GEMM's right operand and,
     where the GEMM needs them gathered, its weights into w_buf. Returns (mode, na, k, cols):
-    na active kernels, k rows of cols."""
+    na active kernels, k rows of cols (for TILED, cols is one row: guard_planes' copy)."""
     kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
         plan[DH], plan[DW], plan[HO], plan[WO]
     shifted, pointwise, gather_ratio = plan[SHIFTED] != 0, plan[POINTWISE] != 0, plan[GATHER_RATIO]
@@ -77,6 +88,12 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         nl, full_in = c_in, True
     live_idx = live_buf[:nl]
     k = nl * kk
+    if plan[TILES] != 0:
+        guarded = cols_flat[:guarded_size(nl, ho, wo)]
+        guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
+        if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
+            pack_tiles(w2, kk, act_buf[:na], live_idx, w_buf)
+        return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
     if pointwise and not full_in:
         gather_channels(x.reshape(c_in, hw), live_idx, cols)
@@ -107,6 +124,8 @@ def parts_of(mode, na, k, hw, co, split_macs):
     rows = co if mode == FULL or mode == TRANSPOSED else na
     if mode == EMPTY or rows * k * hw < split_macs:
         return 1, False, 0
+    if mode == TILED:  # by pixels, whatever the plane: a part needs a tile's 16 of them
+        return (2, True, min((hw // 2 + 15) // 16 * 16, hw - COLS)) if hw >= 2 * COLS else (1, False, 0)
     if hw >= 512:
         return 2, True, (hw // 2 + 15) // 16 * 16
     if rows >= 32:
@@ -115,11 +134,13 @@ def parts_of(mode, na, k, hw, co, split_macs):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_idx, dst, written, part):
+def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written, part):
     """Part `part` of a prepared sample's GEMM and epilogue (parts_of): its rows or columns
-    of sgemm, then the bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo).
+    of sgemm, then the bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo);
+    for TILED, its columns on tile_gemm's tiles.
     Both parts of a sample can run at once, on two threads: they write disjoint blocks of
-    dst and y_buf and only read the rest."""
+    dst and y_buf and only read the rest. index_buf holds the live then the active
+    indices (prepare_sample)."""
     co, hw = dst.shape[0], dst.shape[1]
     relu, add_full_bias = plan[RELU] != 0, plan[ADD_FULL_BIAS] != 0
     parts, by_columns, cut = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])
@@ -130,6 +151,14 @@ def finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_idx, dst, w
     elif parts == 2:
         r0, r1 = (0, cut) if part == 0 else (cut, rows)
     m, n = r1 - r0, c1 - c0
+    c_in = w2.shape[1] // (plan[KH] * plan[KW])
+    act_idx = index_buf[c_in:c_in + na]
+    if mode == TILED:  # where a pool takes the epilogue, bias is 0 and relu off
+        packed = w_tiles if na == co and k == w2.shape[1] else w_buf
+        tiled_conv3x3(cols.reshape(cols.size), k // 9, plan[HO], plan[WO], packed, act_idx, bias, relu, dst, c0, c1)
+        if na < co:
+            zero_inactive_block(act_idx, written, dst, c0, c1)
+        return
     b = cols.reshape(cols.size)[c0:]
     if mode == FULL or mode == TRANSPOSED:
         c = dst.reshape(dst.size)[r0 * hw + c0:]
@@ -160,7 +189,8 @@ def sample_planes(buffer, out, co, hw):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def prepare_first(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
+def prepare_first(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+                  written):
     """gemm_conv for a batch of one, up to its GEMM where parts_of cuts that in two: returns
     (mode, na, k, parts); with parts == 2 the caller runs finish_first's two parts (on two
     threads), else the sample is done."""
@@ -170,33 +200,37 @@ def prepare_first(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_
                                        cols_buf.reshape(cols_buf.size), w_buf)
     parts = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])[0]
     if parts == 1:
-        act_idx = index_buf[x.shape[1]:x.shape[1] + na]
-        finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_idx, planes[0][first:first + co],
-                    written[0], 0)
+        finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf,
+                    planes[0][first:first + co], written[0], 0)
     return mode, na, k, parts
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def finish_first(x, mode, na, k, w2, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written, part):
+def finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written,
+                 part):
     """Part `part` of the GEMM and epilogue of the batch of one that prepare_first left
     (mode, na, k): finish_part on the operands prepare_sample left in the buffers."""
     co, hw, c_in = w2.shape[0], plan[HO] * plan[WO], x.shape[1]
     planes, first = sample_planes(buffer, out, co, hw)
-    cols = right_operand(x[0], plan, k, cols_buf.reshape(cols_buf.size))
-    finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, index_buf[c_in:c_in + na],
-                planes[0][first:first + co], written[0], part)
+    if mode == TILED:  # guard_planes' copy of x
+        cols = cols_buf.reshape(1, cols_buf.size)
+    else:
+        cols = right_operand(x[0], plan, k, cols_buf.reshape(cols_buf.size))
+    finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, planes[0][first:first + co],
+                written[0], part)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written):
+def gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+              written):
     """x (N, C_in, H, W) C-contiguous; live (N, C_in) and active (N, C_out) bool; w2 the
-    weights as (C_out, C_in*kh*kw) and w2_t its transpose; plan the conv plan (above);
-    buffer (N, C_total, Ho, Wo) C-contiguous, and out the (N, C_out, Ho, Wo) channel slice
-    of it to write (or buffer itself); written (N, C_out): the rows that may hold non-zeros
-    (the others hold zeros already). Each sample's GEMM runs in its parts one after the
-    other, as two threads would run them."""
+    weights as (C_out, C_in*kh*kw), w2_t its transpose and w_tiles the same packed for
+    tile_gemm (empty where the plan has no TILES); plan the conv plan (above); buffer
+    (N, C_total, Ho, Wo) C-contiguous, and out the (N, C_out, Ho, Wo) channel slice of it
+    to write (or buffer itself); written (N, C_out): the rows that may hold non-zeros (the
+    others hold zeros already). Each sample's GEMM runs in its parts one after the other,
+    as two threads would run them."""
     co, hw = w2.shape[0], plan[HO] * plan[WO]
-    act_buf = index_buf[x.shape[1]:x.shape[1] + co]
     planes, first = sample_planes(buffer, out, co, hw)
     cols_flat = cols_buf.reshape(cols_buf.size)
     for s in range(x.shape[0]):
@@ -204,4 +238,4 @@ def gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf,
         mode, na, k, cols = prepare_sample(x[s], live[s], active[s], w2, w2_t, plan, index_buf, cols_flat, w_buf)
         parts = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])[0]
         for part in range(parts):
-            finish_part(mode, na, k, cols, w2, w_buf, y_buf, bias, plan, act_buf[:na], dst, written[s], part)
+            finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written[s], part)

@@ -200,6 +200,25 @@ def scatter_block(y, act_idx, bias, relu, out, written, r0, r1, c0, c1):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def zero_inactive_block(act_idx, written, out, c0, c1):
+    """Columns c0:c1 of out's rows that are not in act_idx (ascending) and may hold non-zeros
+    (written), set to zero: what scatter_block does for inactive channels, where the active
+    ones were stored in place (tile_gemm)."""
+    hw = np.uint64(out.shape[1])
+    uc0, uc1 = np.uint64(c0), np.uint64(c1)
+    dst = out.reshape(out.size)
+    i, na = 0, act_idx.shape[0]
+    for c in range(out.shape[0]):
+        if i < na and act_idx[i] == c:
+            i += 1
+            continue
+        if written[c]:
+            d0 = np.uint64(c) * hw
+            for k in range(d0 + uc0, d0 + uc1):
+                dst[k] = 0.0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def add_bias(out, bias, relu):
     add_bias_block(out, bias, relu, 0, out.shape[0], 0, out.shape[1])
 

@@ -94,23 +94,24 @@ def decide_active(x, live, gate_plan, gate_params, cut, active):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
-                    w_buf, y_buf, buffer, out, written):
+def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf,
+                    cols_buf, w_buf, y_buf, buffer, out, written):
     """A gated conv in one compiled call: the gate's logits, the mask they give (written into
     `active`, (N, C_out) bool) and gemm_conv. Run as three calls from Python (gate_logits,
     the cut as a NumPy compare, gemm_conv), the fixed cost of a gated layer was ~14 us."""
     decide_active(x, live, gate_plan, gate_params, cut, active)
-    gemm_conv(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
+    gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+              written)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gated_prepare_first(x, live, gate_plan, gate_params, cut, active, w2, w2_t, bias, plan, index_buf, cols_buf,
-                        w_buf, y_buf, buffer, out, written):
+def gated_prepare_first(x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf,
+                        cols_buf, w_buf, y_buf, buffer, out, written):
     """gated_gemm_conv for a batch of one, up to its GEMM where that runs in two parts
     (ConvKernel.finish_parts); returns what prepare_first does."""
     decide_active(x, live, gate_plan, gate_params, cut, active)
-    return prepare_first(x, live, active, w2, w2_t, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
-                         written)
+    return prepare_first(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer,
+                         out, written)
 
 
 class GatedConvKernel(ConvKernel):

@@ -47,7 +47,8 @@ def test_gemm_conv_rejects_an_output_outside_its_buffer():
     ones = lambda *s: np.ones(s, np.bool_)  # noqa: E731
     buffer, elsewhere = np.zeros((1, 8, 3, 3), np.float32), np.zeros((1, 4, 3, 3), np.float32)
     plan = conv_plan((1, 1), (1, 1, 0, 0, 1, 1), (3, 3), shifted=True, pointwise=True, gather_ratio=4, split_macs=4_000_000)
-    args = (x, ones(1, 2), ones(1, 4), w2, w2.T.copy(), np.zeros(4, np.float32), plan, np.empty(6, np.int64),
+    args = (x, ones(1, 2), ones(1, 4), w2, w2.T.copy(), np.empty(0, np.float32), np.zeros(4, np.float32), plan,
+            np.empty(6, np.int64),
             np.empty((2, 9), np.float32), np.empty(8, np.float32), np.empty(36, np.float32))
     written = np.ones((1, 4), np.bool_)
     gemm_conv(*args, buffer, buffer[:, 4:], written)

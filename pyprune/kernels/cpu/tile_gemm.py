@@ -1,0 +1,220 @@
+"""3 x 3 convolutions of stride 1 and padding 1 (SqueezeNet's expand3x3, VGG-style layers)
+without im2col: a register tile of 6 output channels x 16 pixels in 12 AVX vectors, written
+as LLVM IR (Numba would not keep such a tile in registers), reads the input in place over
+weights packed once at load, and applies the bias and ReLU as it stores.
+
+How the input is read in place: the live channels are first copied into `guarded` planes,
+each with a row of zeros above and below. Output pixel p = oy*W + ox then reads tap (i, j)
+of channel l at guarded[l][p + i*W + j - 1]: for 16 pixels in a row of memory, 16
+consecutive floats, whatever output rows they span. Only the taps that fall off a row's
+left or right end (j = 0 at ox = 0, j = 2 at ox = W - 1) read a neighbouring row's value,
+and the tile masks those lanes to zero.
+
+Why: im2col + sgemm writes K x H*W floats (1.7 MB for fire2/expand3x3, more than the AMD
+host's 512 KB L2) for OpenBLAS to pack again, and a second pass then adds the bias. On
+that host, one thread, SqueezeNet's 3 x 3 expands took 0.80-0.97x their im2col + sgemm
+time in the network dense and 0.66-0.96x gated (their weights then packed per call), the
+whole nets 0.94x dense and 0.96-0.97x gated (bench/README.md, fifteenth session).
+
+Each output value is the same sum, in the same order, whatever part of the plane it is
+computed in, so a conv gives the same bits alone, in a batch, and in two parts on two threads.
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+ROWS = 6        # output channels per tile
+COLS = 16       # pixels per tile: two vectors of 8 float32
+GUARD = 16      # zeros before the first guarded plane and after the last: the masked lanes' reads stay inside
+
+_F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
+_VEC = ir.VectorType(_F32, 8)
+
+
+def _function(module, name, fnty):
+    try:
+        return module.get_global(name)
+    except KeyError:
+        return ir.Function(module, fnty, name)
+
+
+def _splat(builder, value, vec_type):
+    undef = ir.Constant(vec_type, ir.Undefined)
+    one = builder.insert_element(undef, value, _I32(0))
+    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(_I32, vec_type.count), [0] * vec_type.count))
+
+
+@intrinsic
+def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, r0, nrows, p0, keep, bias, relu):
+    """For j < 6 and q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
+        out[o*ldo + p] = act(bias[o] + sum over l < nl, taps (a, b) of
+                             w_tiles[w0 + ((9l + 3a + b)*6 + j)] * x_l[p + a*width + b - 1])
+    where x_l = guarded[GUARD + l*plane:] (guard_planes) and a tap that falls off its output
+    row's left or right end counts 0: keep (int32) holds -1 for lane q at keep[q] where its
+    left taps (b = 0) count and at keep[16 + q] where its right taps (b = 2) do, else 0
+    (tiled_conv3x3 fills it); summed in (l, a, b) order with fused multiply-adds (where
+    the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
+    index is in bounds."""
+    for arr in (out, guarded, w_tiles, bias):
+        if not isinstance(arr, types.Array) or arr.dtype != types.float32:
+            return None
+    if not isinstance(rows, types.Array) or rows.dtype != types.int64:
+        return None
+    if not isinstance(keep, types.Array) or keep.dtype != types.int32:
+        return None
+    sig = types.void(out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, r0, nrows, p0, keep, bias, relu)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+
+        def data(i):
+            return context.make_array(tys[i])(context, builder, args[i]).data
+
+        def as_i64(i):
+            return context.cast(builder, args[i], tys[i], types.int64)
+
+        out_p, x_p, w_p, rows_p, keep_p, bias_p = (data(i) for i in (0, 2, 6, 8, 12, 13))
+        ldo_, plane_, width_, nl_, w0_, r0_, nrows_, p0_ = (as_i64(i) for i in (1, 3, 4, 5, 7, 9, 10, 11))
+        relu_ = context.cast(builder, args[14], tys[14], types.boolean)
+        fma = _function(builder.module, "llvm.fmuladd.v8f32", ir.FunctionType(_VEC, [_VEC] * 3))
+        vptr = _VEC.as_pointer()
+        zero = ir.Constant(_VEC, [0.0] * 8)
+        top = builder.sub(nrows_, _I64(1))  # a tile of fewer rows repeats its last one
+        out_rows = [builder.load(builder.gep(rows_p, [builder.add(r0_, builder.select(
+            builder.icmp_signed("<", _I64(j), top), _I64(j), top))])) for j in range(ROWS)]
+        i32x8 = ir.VectorType(_I32, 8)
+        keep_p = builder.bitcast(keep_p, i32x8.as_pointer())
+        keep_left = [builder.load(builder.gep(keep_p, [_I64(v)]), align=4) for v in range(2)]
+        keep_right = [builder.load(builder.gep(keep_p, [_I64(2 + v)]), align=4) for v in range(2)]
+        # Tap (a, b) of pixel p0 sits at x + p0 + a*width + b - 1 (GUARD floats before plane 0).
+        x_first = builder.gep(x_p, [builder.add(p0_, _I64(GUARD - 1))])
+        tap_offsets = [builder.add(builder.mul(width_, _I64(a)), _I64(b)) for a in range(3) for b in range(3)]
+        w_first = builder.gep(w_p, [w0_])
+
+        entry = builder.block
+        loop = builder.append_basic_block("tile_channel")
+        done = builder.append_basic_block("tile_store")
+        builder.cbranch(builder.icmp_signed(">", nl_, _I64(0)), loop, done)
+        builder.position_at_end(loop)
+        channel = builder.phi(_I64)
+        channel.add_incoming(_I64(0), entry)
+        acc = []
+        for _ in range(2 * ROWS):
+            phi = builder.phi(_VEC)
+            phi.add_incoming(zero, entry)
+            acc.append(phi)
+        x_plane = builder.gep(x_first, [builder.mul(channel, plane_)])
+        w_channel = builder.gep(w_first, [builder.mul(channel, _I64(9 * ROWS))])
+        sums = list(acc)
+        for tap, offset in enumerate(tap_offsets):
+            x_tap = builder.gep(x_plane, [offset])
+            xv = [builder.load(builder.bitcast(builder.gep(x_tap, [_I64(8 * v)]), vptr), align=4) for v in range(2)]
+            if tap % 3 != 1:  # a bitwise and: a select kept 4 masks in registers, which spilled the tile
+                keep = keep_left if tap % 3 == 0 else keep_right
+                xv = [builder.bitcast(builder.and_(builder.bitcast(xv[v], i32x8), keep[v]), _VEC) for v in range(2)]
+            for j in range(ROWS):
+                wv = _splat(builder, builder.load(builder.gep(w_channel, [_I64(tap * ROWS + j)])), _VEC)
+                for v in range(2):
+                    sums[2 * j + v] = builder.call(fma, [wv, xv[v], sums[2 * j + v]])
+        channel_next = builder.add(channel, _I64(1))
+        channel.add_incoming(channel_next, builder.block)
+        for phi, value in zip(acc, sums):
+            phi.add_incoming(value, builder.block)
+        loop_end = builder.block
+        builder.cbranch(builder.icmp_signed("<", channel_next, nl_), loop, done)
+
+        builder.position_at_end(done)
+        totals = []
+        for value in sums:  # phis first: LLVM wants them at the top of the block
+            total = builder.phi(_VEC)
+            total.add_incoming(zero, entry)
+            total.add_incoming(value, loop_end)
+            totals.append(total)
+        no_relu = builder.not_(_splat(builder, relu_, ir.VectorType(_I1, 8)))
+        for j in range(ROWS):
+            b = _splat(builder, builder.load(builder.gep(bias_p, [out_rows[j]])), _VEC)
+            dst = builder.gep(out_p, [builder.add(builder.mul(out_rows[j], ldo_), p0_)])
+            for v in range(2):
+                s = builder.fadd(totals[2 * j + v], b)
+                keep = builder.or_(builder.fcmp_ordered(">", s, zero), no_relu)  # ReLU: v if v > 0 else 0
+                builder.store(builder.select(keep, s, zero), builder.bitcast(builder.gep(dst, [_I64(8 * v)]), vptr),
+                              align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def tile_count(rows):
+    """Tiles of ROWS channels that cover `rows` channels (the last may repeat its last row)."""
+    return -(-rows // ROWS)
+
+
+@njit(cache=True, nogil=True)
+def guarded_size(channels, h, w):
+    """Floats of guard_planes' buffer for `channels` planes of h x w."""
+    return 2 * GUARD + channels * (h + 2) * w
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def pack_tiles(w2, kk, act_idx, live_idx, out):
+    """The weights of kernels act_idx over channels live_idx as tile_3x3 reads them:
+    out[(t*K + l*kk + q)*6 + j] = w2[act_idx[min(6t + j, na - 1)], live_idx[l]*kk + q] with
+    K = len(live_idx) * kk, each tile's K x 6 block contiguous (a last tile of fewer kernels
+    repeats its last one). w2 is (C_out, C_in * kk)."""
+    na, nl = act_idx.shape[0], live_idx.shape[0]
+    k, ukk = nl * kk, np.uint64(kk)
+    for t in range((na + ROWS - 1) // ROWS):
+        base = np.uint64(t * k * ROWS)
+        for j in range(ROWS):
+            row = w2[act_idx[min(t * ROWS + j, na - 1)]]
+            for li in range(nl):
+                s0, d0 = np.uint64(live_idx[li]) * ukk, base + np.uint64(li * kk * ROWS + j)
+                for q in range(ukk):
+                    out[d0 + q * np.uint64(ROWS)] = row[s0 + q]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def guard_planes(x2, live_idx, h, w, out):
+    """out = GUARD zeros, then for each live channel a row of w zeros, its h x w plane and
+    another row of zeros, then GUARD zeros (guarded_size floats). x2 is x as (C, h*w)."""
+    src, dst = x2.reshape(x2.size), out.reshape(out.size)
+    hw, uw, guard = np.uint64(h * w), np.uint64(w), np.uint64(GUARD)
+    plane = hw + np.uint64(2) * uw
+    end = guard + np.uint64(live_idx.shape[0]) * plane
+    for k in range(guard):
+        dst[k] = 0.0
+        dst[end + k] = 0.0
+    for li in range(live_idx.shape[0]):
+        top, s0 = guard + np.uint64(li) * plane, np.uint64(live_idx[li]) * hw
+        for k in range(uw):
+            dst[top + k] = 0.0
+            dst[top + uw + hw + k] = 0.0
+        for k in range(hw):
+            dst[top + uw + k] = src[s0 + k]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1):
+    """Output pixels [c0, c1) (c1 - c0 >= 16) of a 3 x 3, stride 1, padding 1 conv over nl
+    live channels held by `guarded` (guard_planes), for the active kernels act_idx
+    (ascending; w_tiles packed for exactly these kernels and channels by pack_tiles), into
+    dst (C_out, h*w), with the bias and ReLU on the store. A pixel range that does not
+    split into tiles of 16 ends with a tile that overlaps the one before (its pixels
+    are computed twice, alike)."""
+    na, hw = act_idx.shape[0], dst.shape[1]
+    plane, k = (h + 2) * w, nl * 9
+    out, w_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size)
+    tiles = (na + ROWS - 1) // ROWS
+    keep = np.empty(2 * COLS, np.int32)
+    for p in range(c0, c1, COLS):
+        p0 = min(p, c1 - COLS)
+        ox = p0 % w
+        for q in range(COLS):  # the lanes at a row's first and last column
+            keep[q] = 0 if ox == 0 else -1
+            keep[COLS + q] = 0 if ox == w - 1 else -1
+            ox = 0 if ox == w - 1 else ox + 1
+        for t in range(tiles):  # the 16 pixels' input lines stay in L1 while every tile reads them
+            tile_3x3(out, hw, guarded, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
+                     min(ROWS, na - t * ROWS), p0, keep, bias, relu)

@@ -1,0 +1,165 @@
+"""The 3 x 3 convs on register tiles (kernels/cpu/tile_gemm.py) against the float64
+reference on random shapes, live channels, active kernels and pixel ranges; their packing
+and guarded planes; and the conv kernel's choice of them."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pyprune import config
+from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
+from pyprune.kernels.cpu.tile_gemm import (COLS, GUARD, ROWS, guard_planes, guarded_size, pack_tiles, tile_count,
+                                           tiled_conv3x3)
+from pyprune.ops.conv import conv2d_reference
+
+from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, assert_matches, live_act, make_kernel
+
+SAME_3X3 = dict(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
+
+
+@st.composite
+def tile_cases(draw):
+    h = draw(st.integers(1, 24))
+    w = draw(st.integers(max(1, -(-COLS // h)), 24))  # at least a tile's 16 pixels
+    c, m = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    hw = h * w
+    c0 = draw(st.integers(0, hw - COLS))
+    c1 = draw(st.integers(c0 + COLS, hw))
+    return dict(h=h, w=w, c=c, m=m, c0=c0, c1=c1, relu=draw(st.booleans()), seed=draw(st.integers(0, 2**31)),
+                live=draw(st.lists(st.booleans(), min_size=c, max_size=c)),
+                active=draw(st.lists(st.booleans(), min_size=m, max_size=m)))
+
+
+@settings(max_examples=120, deadline=None)
+@given(case=tile_cases())
+def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
+    rng = np.random.default_rng(case["seed"])
+    h, w, c, m, c0, c1 = (case[k] for k in ("h", "w", "c", "m", "c0", "c1"))
+    live_idx = np.flatnonzero(case["live"]).astype(np.int64)
+    act_idx = np.flatnonzero(case["active"]).astype(np.int64)
+    if len(live_idx) == 0 or len(act_idx) == 0:
+        live_idx, act_idx = np.arange(c), np.arange(m)
+    x = rng.normal(size=(c, h, w)).astype(np.float32)
+    weight = rng.normal(size=(m, c, 3, 3)).astype(np.float32)
+    bias = rng.normal(size=m).astype(np.float32)
+    dead = np.setdiff1d(np.arange(c), live_idx)
+    x[dead] = rng.normal(size=(len(dead), h, w)) * 1e6  # never read: a dead channel counts 0
+    w_tiles = np.empty(tile_count(len(act_idx)) * ROWS * len(live_idx) * 9, np.float32)
+    pack_tiles(weight.reshape(m, -1), 9, act_idx, live_idx, w_tiles)
+    guarded = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
+    guard_planes(x.reshape(c, -1), live_idx, h, w, guarded)
+    dst = np.full((m, h * w), np.nan, np.float32)
+    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1)
+
+    x_live = np.zeros_like(x)
+    x_live[live_idx] = x[live_idx]
+    want = conv2d_reference(x_live[None], weight, bias, (1, 1), (1, 1, 1, 1), (1, 1), 1)[0].reshape(m, -1)
+    size = conv2d_reference(np.abs(x_live[None]), np.abs(weight), np.abs(bias), (1, 1), (1, 1, 1, 1), (1, 1),
+                            1)[0].reshape(m, -1)
+    if case["relu"]:
+        want = np.maximum(want, 0.0)
+    got = dst[act_idx][:, c0:c1]
+    assert_matches(got, want[act_idx][:, c0:c1], magnitude=size[act_idx][:, c0:c1])
+    untouched = np.ones(dst.shape, bool)
+    untouched[np.ix_(act_idx, np.arange(c0, c1))] = False
+    assert np.isnan(dst[untouched]).all(), "wrote outside its kernels' rows and its pixels"
+
+
+def test_guarded_planes_hold_each_live_plane_between_zero_rows():
+    x = np.arange(1, 3 * 4 * 5 + 1, dtype=np.float32).reshape(3, 20)
+    live_idx = np.array([2, 0])
+    out = np.full(guarded_size(2, 4, 5), np.nan, np.float32)
+    guard_planes(x, live_idx, 4, 5, out)
+    assert not np.isnan(out).any()
+    assert (out[:GUARD] == 0).all() and (out[-GUARD:] == 0).all()
+    planes = out[GUARD:-GUARD].reshape(2, 6, 5)
+    assert (planes[:, 0] == 0).all() and (planes[:, -1] == 0).all()
+    np.testing.assert_array_equal(planes[:, 1:-1].reshape(2, 20), x[live_idx])
+
+
+@pytest.mark.parametrize("co", [1, 5, 6, 7, 13])
+def test_packed_tiles_hold_six_kernels_per_step_repeating_the_last(co):
+    c, kk = 5, 2
+    w2 = np.arange(co * c * kk, dtype=np.float32).reshape(co, c * kk)
+    act_idx, live_idx = np.arange(0, co, 2), np.array([1, 3, 4])
+    na, k = len(act_idx), len(live_idx) * kk
+    out = np.full(tile_count(na) * ROWS * k, np.nan, np.float32)
+    pack_tiles(w2, kk, act_idx, live_idx, out)
+    tiles = out.reshape(tile_count(na), k, ROWS)
+    gathered = w2.reshape(co, c, kk)[act_idx][:, live_idx].reshape(na, k)
+    for t in range(tile_count(na)):
+        for j in range(ROWS):
+            np.testing.assert_array_equal(tiles[t, :, j], gathered[min(t * ROWS + j, na - 1)])
+
+
+def _kernel(c, co, h, w, on=ON_CPU, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = {"weight": rng.normal(size=(co, c, 3, 3)).astype(np.float32),
+               "bias": rng.normal(size=co).astype(np.float32)}
+    kernel, _ = on.kernel("Conv2d", dict(out_channels=co, **SAME_3X3), weights, [(c, h, w)])
+    return kernel, weights, rng
+
+
+@pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
+def test_a_dense_3x3_conv_runs_on_tiles_and_matches_the_reference(on):
+    kernel, weights, rng = _kernel(5, 11, 7, 9, on)
+    assert kernel.tiles_fit and kernel.tiles
+    x = live_act(rng.normal(size=(3, 5, 7, 9)), None)
+    y = on.convolve(kernel, x, None).copy()
+    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert_matches(y, want)
+    alone = np.concatenate([on.convolve(kernel, live_act(x.data[i:i + 1], None), None) for i in range(3)])
+    np.testing.assert_array_equal(y, alone)
+
+
+def test_a_fitting_conv_takes_tiles_for_every_sample_with_work():
+    """Tiles take a sample whatever its live channels and active kernels, unless it has
+    none (then its output is zeros); with the switch off, the GEMM modes come back."""
+    kernel, _, rng = _kernel(4, 8, 5, 5)
+    x = rng.normal(size=(4, 5, 5)).astype(np.float32)
+    args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
+            kernel.w_buf)
+    every_in, every_out, some_in, some_out = np.ones(4, bool), np.ones(8, bool), np.arange(4) != 1, np.arange(8) != 3
+    for live, active in ((every_in, every_out), (some_in, every_out), (every_in, some_out), (some_in, some_out)):
+        assert prepare_sample(x, live, active, *args)[0] == TILED
+    assert prepare_sample(x, every_in, np.zeros(8, bool), *args)[0] == EMPTY
+    kernel.tiles = False
+    modes = [prepare_sample(x, live, active, *args)[0]
+             for live, active in ((every_in, every_out), (some_in, every_out), (every_in, some_out))]
+    assert modes == [FULL, TRANSPOSED, PARTIAL]
+
+
+@pytest.mark.parametrize("geometry", [dict(stride=(2, 2)), dict(padding=(0, 0, 0, 0)), dict(dilation=(2, 2)),
+                                      dict(kernel_size=(1, 1), padding=(0, 0, 0, 0))])
+def test_other_geometries_and_small_planes_never_take_tiles(geometry):
+    attrs = dict(SAME_3X3, out_channels=8, **geometry)
+    weights = {"weight": np.ones((8, 2, *attrs["kernel_size"]), np.float32), "bias": np.zeros(8, np.float32)}
+    kernel, _ = make_kernel("Conv2d", attrs, weights, [(2, 9, 9)])
+    assert not kernel.tiles_fit and kernel.w_tiles.size == 0
+    small, _ = make_kernel("Conv2d", dict(SAME_3X3, out_channels=8), {"weight": np.ones((8, 2, 3, 3), np.float32),
+                                                                      "bias": np.zeros(8, np.float32)}, [(2, 3, 5)])
+    assert not small.tiles_fit  # 15 pixels: less than a tile
+
+
+def test_the_config_switch_turns_tiles_off(monkeypatch):
+    monkeypatch.setattr(config, "TILE_CONVS", False)
+    kernel, _, _ = _kernel(2, 8, 6, 6)
+    assert not kernel.tiles_fit and not kernel.tiles
+
+
+@pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
+def test_tiles_with_dead_channels_and_inactive_kernels_leave_those_kernels_zero(on):
+    """Some channels dead and some kernels inactive, per sample, into an output that held
+    other values: active kernels match the reference, inactive ones are exactly zero."""
+    kernel, weights, rng = _kernel(6, 14, 6, 8, on)
+    n = 3
+    live = rng.random((n, 6)) < 0.6
+    live[:, 0] = True
+    active = rng.random((n, 14)) < 0.5
+    active[:, 2] = True
+    x = live_act(rng.normal(size=(n, 6, 6, 8)), live)
+    out = np.full((n, 14, 6, 8), 7.0, np.float32)
+    got = kernel.convolve(x, active, out)
+    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert_matches(got, want * active[:, :, None, None])
+    assert not got[~active].any()
