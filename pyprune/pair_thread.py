@@ -13,20 +13,24 @@ import weakref
 
 
 def _serve(go, done, slot):
-    """The helper's loop: wait for a job in slot[0], run it, leave its exception (or None)
-    in slot[1]; a job of None ends the thread. It holds no reference to its PairThread, so
+    """The helper's loop: wait for a job in slot[0], run it and then any job added to the
+    list slot[2] meanwhile (PairThread.also), leave the first exception (or None) in
+    slot[1]; a job of None ends the thread. It holds no reference to its PairThread, so
     that dropping the PairThread (its session) stops it."""
     while True:
         go.acquire()
         job = slot[0]
         if job is None:
             return
-        fn, args = job
-        try:
-            fn(*args)
-            slot[1] = None
-        except BaseException as error:  # handed back to the caller, raised there
-            slot[1] = error
+        slot[1] = None
+        while job is not None:
+            fn, args = job
+            try:
+                fn(*args)
+            except BaseException as error:  # handed back to the caller, raised there
+                slot[1] = error
+                break
+            job = slot[2].pop() if slot[2] else None  # list.pop is atomic: the caller may append meanwhile
         done.release()
 
 
@@ -34,7 +38,8 @@ class PairThread:
     """run_both(fn, here, there): fn(*there) on the helper thread and fn(*here) on the
     calling thread at once; returns when both have, raising what either raised. start()
     and wait() do the same in two steps, so that the caller can go on meanwhile (a fire
-    module's two expands, runtime.py); a run_both or start waits for a started job first.
+    module's two expands, runtime.py); a run_both or start waits for a started job first,
+    and also() adds work to a started job that has not ended yet.
     Used by one thread at a time (a session runs one call at a time). A forked child has
     no helper thread: `usable()` is False there, and the session makes a new PairThread."""
 
@@ -42,7 +47,7 @@ class PairThread:
         self._go, self._done = threading.Lock(), threading.Lock()
         self._go.acquire()
         self._done.acquire()
-        self._slot = [None, None]
+        self._slot = [None, None, []]
         self._running = False  # a started job not yet waited for
         self._pid = os.getpid()
         threading.Thread(target=_serve, args=(self._go, self._done, self._slot), daemon=True,
@@ -59,6 +64,17 @@ class PairThread:
         finally:  # the helper may still be writing into the caller's buffers: wait for it
             self.wait()
 
+    def busy(self):
+        """Whether a job started earlier has not been waited for (it may have ended)."""
+        return self._running
+
+    def also(self, fn, args):
+        """Have the helper run fn(*args) after the job it is running, if that job has not
+        ended by then; else it is never run. The caller must be able to do without it: a
+        tiled conv's second part, which claims only the pixels the first has not
+        (tile_gemm.tiled_conv3x3). wait() waits for it too."""
+        self._slot[2].append((fn, args))
+
     def start(self, fn, args):
         """Run fn(*args) on the helper thread and return at once; wait() collects it. A job
         started earlier is waited for first (and its error raised)."""
@@ -73,6 +89,7 @@ class PairThread:
             return
         self._done.acquire()
         self._running = False
+        self._slot[2].clear()  # an also() that came after the helper's job had ended
         if self._slot[1] is not None:
             error, self._slot[1] = self._slot[1], None
             raise error

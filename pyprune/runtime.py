@@ -282,8 +282,9 @@ def _siblings(plan):
     """Indices of the steps that can run on the helper thread while the next step runs: two
     CPU convs that read the same inputs and write into the same concat buffer (a fire
     module's expands). Each keeps its bits: the first runs its GEMMs' parts one after the
-    other, the second hands its parts to the helper once the first is done. Found once per
-    plan."""
+    other; the second hands its parts to the helper once the first is done, or, on
+    tiles, starts at once and the helper joins it then (ConvKernel.finish_parts). Found
+    once per plan."""
     found = getattr(plan, "siblings", None)
     if found is None:
         steps = plan.steps

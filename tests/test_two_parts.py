@@ -6,6 +6,7 @@ likewise; no cuts at one thread; and the helper thread's hand-over itself."""
 import gc
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -278,3 +279,64 @@ def test_a_failing_sibling_on_the_helper_raises_and_the_session_recovers(monkeyp
     monkeypatch.undo()
     pyprune.set_num_threads(2)
     np.testing.assert_array_equal(sess.run(x), good)
+
+
+def test_also_runs_after_a_job_still_running_and_never_after_one_that_ended(pair):
+    gate = threading.Event()
+    order = []
+    pair.start(lambda: (gate.wait(5), order.append("job")), ())
+    assert pair.busy()
+    pair.also(order.append, ("also",))
+    gate.set()
+    pair.wait()
+    assert order == ["job", "also"] and not pair.busy()
+
+    pair.start(order.append, ("quick",))
+    time.sleep(0.05)  # the helper has ended its job: what also() adds now is dropped
+    pair.also(order.append, ("late",))
+    pair.wait()
+    pair.run_both(order.append, ("here",), ("there",))
+    assert "late" not in order and order[-2:] in (["here", "there"], ["there", "here"])
+
+
+def test_a_failing_job_skips_what_also_added_and_raises(pair):
+    gate, ran = threading.Event(), []
+
+    def fail():
+        gate.wait(5)
+        raise RuntimeError("the helper's job failed")
+
+    pair.start(fail, ())
+    pair.also(ran.append, ("also",))
+    gate.set()
+    with pytest.raises(RuntimeError, match="the helper's job failed"):
+        pair.wait()
+    assert ran == []
+
+
+def test_a_tiled_conv_started_while_the_helper_is_busy_shares_its_pixels(monkeypatch, pair):
+    """The calling thread starts the conv at once; the helper, once its own job ends, claims
+    what pixels are left. Same bits as one thread, the reference's answer."""
+    from pyprune.kernels.cpu import conv as conv_module
+    rng = np.random.default_rng(5)
+    a = dict(out_channels=40, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
+    w = {"weight": rng.normal(size=(40, 8, 3, 3)).astype(np.float32), "bias": rng.normal(size=40).astype(np.float32)}
+    kernel, _ = make_kernel("Conv2d", a, w, [(8, 48, 48)])
+    assert kernel.tiles and kernel.may_split  # 6.6 M MACs
+    x = live_act(rng.normal(size=(1, 8, 48, 48)), None)
+    one = kernel.convolve(x, None).copy()
+    parts, started = [], threading.Event()
+    real = conv_module.finish_first
+
+    def counted(*args):
+        parts.append(args[-1])
+        started.set()
+        real(*args)
+
+    monkeypatch.setattr(conv_module, "finish_first", counted)
+    pair.start(started.wait, (5,))  # the helper's own job ends once the conv has started
+    two = kernel.convolve(x, None, pair=pair).copy()
+    assert sorted(parts) == [0, 1] and not pair.busy()
+    np.testing.assert_array_equal(two, one)
+    expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"], a["dilation"], 1)
+    assert_matches(two, expected, magnitude=magnitude(x.data, w, a))

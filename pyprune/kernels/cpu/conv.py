@@ -123,7 +123,7 @@ class ConvKernel(CpuKernel):
         if self.tiles_fit:
             pack_tiles(self.w2, kh * kw, np.arange(co), np.arange(cg), self.w_tiles)
         self.w2_t = None  # (C_in * kh * kw, C_out), made on first need (gather_rows)
-        self.index_buf = np.empty(in_shapes[0][0] + co, np.int64)  # live, then active indices
+        self.index_buf = np.empty(in_shapes[0][0] + co + 1, np.int64)  # live, active indices; a counter
         self.epilogue_bias = self.bias  # zeros once a pool adds the bias instead
         self.may_split = co * cg * kh * kw * out_shape[1] * out_shape[2] >= config.SPLIT_GEMM_MACS
         self.track_zero_rows = False
@@ -217,13 +217,23 @@ class ConvKernel(CpuKernel):
 
     def finish_parts(self, x, prepared, buffer, out, written, pair):
         """A batch of one that prepare_first left in two parts (else it is done): the
-        parts on this thread and pair's at once."""
+        parts on this thread and pair's at once. Where the helper is still busy (a fire
+        module's expand1x1, runtime.py) a tiled conv starts at once, and the helper joins
+        it when it is done, claiming what pixels are left (`PairThread.also`); other parts
+        wait for the helper, as their cut is fixed."""
         mode, na, k, parts = prepared
         if parts == 2:
             w2, _, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
             args = (x.data, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
                     written)
-            pair.run_both(finish_first, (*args, 0), (*args, 1))
+            if mode == TILED and pair.busy():
+                pair.also(finish_first, (*args, 1))
+                try:
+                    finish_first(*args, 0)
+                finally:
+                    pair.wait()
+            else:
+                pair.run_both(finish_first, (*args, 0), (*args, 1))
 
     def end_call(self, n, active, buffer):
         """After a call into `buffer`: the rows it wrote (its active ones), for the next call.

@@ -66,7 +66,8 @@ def right_operand(x, plan, k, cols_flat):
 @njit(cache=True, nogil=True, boundscheck=False)
 def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf):
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
-    then the active indices into index_buf (C_in + C_out), the GEMM's right operand and,
+    then the active indices into index_buf (C_in + C_out + 1: its last element is TILED's
+    count of claimed panels), the GEMM's right operand and,
     where the GEMM needs them gathered, its weights into w_buf. Returns (mode, na, k, cols):
     na active kernels, k rows of cols (for TILED, cols is one row: guard_planes' copy)."""
     kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
@@ -93,6 +94,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
             pack_tiles(w2, kk, act_buf[:na], live_idx, w_buf)
+        index_buf[c_in + co] = 0  # the count of pixel panels claimed (tiled_conv3x3)
         return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
     if pointwise and not full_in:
@@ -124,8 +126,8 @@ def parts_of(mode, na, k, hw, co, split_macs):
     rows = co if mode == FULL or mode == TRANSPOSED else na
     if mode == EMPTY or rows * k * hw < split_macs:
         return 1, False, 0
-    if mode == TILED:  # by pixels, whatever the plane: a part needs a tile's 16 of them
-        return (2, True, min((hw // 2 + 15) // 16 * 16, hw - COLS)) if hw >= 2 * COLS else (1, False, 0)
+    if mode == TILED:  # both parts claim the same pixels' panels, each taking what it gets to first
+        return 2, True, 0
     if hw >= 512:
         return 2, True, (hw // 2 + 15) // 16 * 16
     if rows >= 32:
@@ -137,7 +139,8 @@ def parts_of(mode, na, k, hw, co, split_macs):
 def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written, part):
     """Part `part` of a prepared sample's GEMM and epilogue (parts_of): its rows or columns
     of sgemm, then the bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo);
-    for TILED, its columns on tile_gemm's tiles.
+    for TILED, the pixel panels it claims first on tile_gemm's tiles (part 0 also zeroes
+    the inactive rows).
     Both parts of a sample can run at once, on two threads: they write disjoint blocks of
     dst and y_buf and only read the rest. index_buf holds the live then the active
     indices (prepare_sample)."""
@@ -155,9 +158,10 @@ def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_
     act_idx = index_buf[c_in:c_in + na]
     if mode == TILED:  # where a pool takes the epilogue, bias is 0 and relu off
         packed = w_tiles if na == co and k == w2.shape[1] else w_buf
-        tiled_conv3x3(cols.reshape(cols.size), k // 9, plan[HO], plan[WO], packed, act_idx, bias, relu, dst, c0, c1)
-        if na < co:
-            zero_inactive_block(act_idx, written, dst, c0, c1)
+        tiled_conv3x3(cols.reshape(cols.size), k // 9, plan[HO], plan[WO], packed, act_idx, bias, relu, dst, 0, hw,
+                      index_buf[c_in + co:])
+        if na < co and part == 0:
+            zero_inactive_block(act_idx, written, dst, 0, hw)
         return
     b = cols.reshape(cols.size)[c0:]
     if mode == FULL or mode == TRANSPOSED:

@@ -146,6 +146,20 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
     return sig, codegen
 
 
+@intrinsic
+def claim(typingctx, counter):
+    """counter[0] += 1, atomically, returning its value before: how two threads share a
+    conv's pixels (tiled_conv3x3) without a lock."""
+    if not isinstance(counter, types.Array) or counter.dtype != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", ptr, _I64(1), "seq_cst")
+
+    return types.int64(counter), codegen
+
+
 def tile_count(rows):
     """Tiles of ROWS channels that cover `rows` channels (the last may repeat its last row)."""
     return -(-rows // ROWS)
@@ -196,20 +210,24 @@ def guard_planes(x2, live_idx, h, w, out):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1):
+def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter):
     """Output pixels [c0, c1) (c1 - c0 >= 16) of a 3 x 3, stride 1, padding 1 conv over nl
     live channels held by `guarded` (guard_planes), for the active kernels act_idx
     (ascending; w_tiles packed for exactly these kernels and channels by pack_tiles), into
-    dst (C_out, h*w), with the bias and ReLU on the store. A pixel range that does not
-    split into tiles of 16 ends with a tile that overlaps the one before (its pixels
+    dst (C_out, h*w), with the bias and ReLU on the store. The pixels go in panels of 16,
+    each claimed from counter[0] (set to 0 before): two threads given the same arguments
+    share the work, each panel computed once, by whichever claims it. A range that does
+    not split into panels of 16 ends with one that overlaps the panel before (its pixels
     are computed twice, alike)."""
     na, hw = act_idx.shape[0], dst.shape[1]
     plane, k = (h + 2) * w, nl * 9
     out, w_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size)
     tiles = (na + ROWS - 1) // ROWS
+    panels = (c1 - c0 + COLS - 1) // COLS
     keep = np.empty(2 * COLS, np.int32)
-    for p in range(c0, c1, COLS):
-        p0 = min(p, c1 - COLS)
+    p = claim(counter)
+    while p < panels:
+        p0 = min(c0 + p * COLS, c1 - COLS)
         ox = p0 % w
         for q in range(COLS):  # the lanes at a row's first and last column
             keep[q] = 0 if ox == 0 else -1
@@ -218,3 +236,4 @@ def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1):
         for t in range(tiles):  # the 16 pixels' input lines stay in L1 while every tile reads them
             tile_3x3(out, hw, guarded, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
                      min(ROWS, na - t * ROWS), p0, keep, bias, relu)
+        p = claim(counter)

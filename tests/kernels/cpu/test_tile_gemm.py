@@ -49,7 +49,8 @@ def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
     guarded = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
     guard_planes(x.reshape(c, -1), live_idx, h, w, guarded)
     dst = np.full((m, h * w), np.nan, np.float32)
-    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1)
+    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1,
+                  np.zeros(1, np.int64))
 
     x_live = np.zeros_like(x)
     x_live[live_idx] = x[live_idx]
