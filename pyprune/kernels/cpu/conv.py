@@ -280,7 +280,8 @@ class ConvKernel(CpuKernel):
                 for part in range(parts_of(mode, na, k, hw, co, self.conv_plan[SPLIT_MACS])[0]):
                     finish_part(mode, na, k, cols, w2, self.w_tiles, self.w_buf, self.y_buf, self.epilogue_bias,
                                 self.conv_plan, self.index_buf, dst, written[s], part)
-                flat[...] = dst
+                if dst is not flat:
+                    flat[...] = dst
                 continue
             if mode == FULL or mode == TRANSPOSED:
                 w = w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
