@@ -253,7 +253,7 @@ class ConvKernel(CpuKernel):
         once, when the first input with a live mask brings the transposed weights
         (prepare_sample reads them only where an input channel is dead; until then w2
         stands in for the argument)."""
-        if x.live is not None and self.w2_t is None:
+        if x.live is not None and self.w2_t is None and not self.tiles:  # tiles never read it
             self.w2_t = np.ascontiguousarray(self.w2.T)
             self._gemm_args = None
         if self._gemm_args is None:

@@ -157,11 +157,9 @@ def scatter_block(y, act_idx, bias, relu, out, written, r0, r1, c0, c1):
     (conv_gemm.parts_of): the rows' channels get y + bias, and the inactive channels from
     act_idx[r0] (0 for the first part) up to act_idx[r1] (C_out for the last) get zeros.
     y and out are C-contiguous and indexed flat: row views cost 1.2-2x on rows of 49-729
-    (equal on 3025). Over whole rows, consecutive rows to zero are cleared as one flat run:
-    short rows (13 x 13) spent more in per-row loop overhead than in the stores."""
+    (equal on 3025)."""
     co, na = out.shape[0], act_idx.shape[0]
     hw = np.uint64(out.shape[1])
-    whole_rows = c0 == 0 and c1 == out.shape[1]
     uc0, uc1 = np.uint64(c0), np.uint64(c1)
     src, dst = y.reshape(y.size), out.reshape(out.size)
     i = r0
@@ -181,22 +179,34 @@ def scatter_block(y, act_idx, bias, relu, out, written, r0, r1, c0, c1):
             c += 1
             continue
         end = act_idx[i] if i < r1 else stop  # the inactive rows up to the next active one
-        while c < end:
-            if not written[c]:
-                c += 1
-                continue
-            run_end = c + 1
-            while run_end < end and written[run_end]:
-                run_end += 1
-            if whole_rows:
-                for k in range(np.uint64(c) * hw, np.uint64(run_end) * hw):
-                    dst[k] = 0.0
-            else:
-                for row in range(c, run_end):
-                    d0 = np.uint64(row) * hw
-                    for k in range(uc0, uc1):
-                        dst[d0 + k] = 0.0
-            c = run_end
+        zero_written_rows(written, dst, out.shape[1], c, end, c0, c1)
+        c = end
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def zero_written_rows(written, dst, width, start, stop, c0, c1):
+    """Columns c0:c1 of rows start:stop of dst (flat, rows of `width`) that may hold
+    non-zeros (written), set to zero. Over whole rows, consecutive rows are cleared as one
+    flat run: short rows (13 x 13) spent more in per-row loop overhead than in the stores."""
+    hw, uc0, uc1 = np.uint64(width), np.uint64(c0), np.uint64(c1)
+    whole_rows = c0 == 0 and c1 == width
+    c = start
+    while c < stop:
+        if not written[c]:
+            c += 1
+            continue
+        run_end = c + 1
+        while run_end < stop and written[run_end]:
+            run_end += 1
+        if whole_rows:
+            for k in range(np.uint64(c) * hw, np.uint64(run_end) * hw):
+                dst[k] = 0.0
+        else:
+            for row in range(c, run_end):
+                d0 = np.uint64(row) * hw
+                for k in range(uc0, uc1):
+                    dst[d0 + k] = 0.0
+        c = run_end
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -204,18 +214,11 @@ def zero_inactive_block(act_idx, written, out, c0, c1):
     """Columns c0:c1 of out's rows that are not in act_idx (ascending) and may hold non-zeros
     (written), set to zero: what scatter_block does for inactive channels, where the active
     ones were stored in place (tile_gemm)."""
-    hw = np.uint64(out.shape[1])
-    uc0, uc1 = np.uint64(c0), np.uint64(c1)
-    dst = out.reshape(out.size)
-    i, na = 0, act_idx.shape[0]
-    for c in range(out.shape[0]):
-        if i < na and act_idx[i] == c:
-            i += 1
-            continue
-        if written[c]:
-            d0 = np.uint64(c) * hw
-            for k in range(d0 + uc0, d0 + uc1):
-                dst[k] = 0.0
+    dst, c = out.reshape(out.size), 0
+    for i in range(act_idx.shape[0]):
+        zero_written_rows(written, dst, out.shape[1], c, act_idx[i], c0, c1)
+        c = act_idx[i] + 1
+    zero_written_rows(written, dst, out.shape[1], c, out.shape[0], c0, c1)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
