@@ -25,10 +25,10 @@ POINTWISE_GATHER_RATIO = 4
 
 # A dense conv whose output only a max pool reads runs in bands of about this many output
 # pixels, each pooled while it is in cache (kernels/cpu/conv_pool.py), where its output
-# would take at least CONV_POOL_BAND_MIN_BYTES (per sample; this machine's L2 is 2 MB).
-# SqueezeNet's conv1 GEMM took 364-376 us in bands of 111-444 pixels, 484-502 us in bands
-# of 666-888, and 497-741 us whole (same process, alternated).
-CONV_POOL_BAND_PIXELS = 400
+# would take at least CONV_POOL_BAND_MIN_BYTES (per sample). SqueezeNet's stem on the AMD
+# host (512 KB of L2), the band sizes alternated in one process: 1.11x at 111 pixels and
+# 1.10x at 200 of its time at 400, 0.96x at 800 and at 1600 (.exp/stem_bands.py).
+CONV_POOL_BAND_PIXELS = 800
 CONV_POOL_BAND_MIN_BYTES = 1 << 20
 
 # With n >= 2 threads, a batch is cut into chunks of samples run at once (runtime.py) only

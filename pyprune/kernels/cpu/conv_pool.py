@@ -2,19 +2,20 @@
 of a few output rows that the pool consumes at once: plan.py fuses the two where
 `banded_fits` allows.
 
-Why bands: SqueezeNet's conv1 writes 3.15 MB, more than this machine's 2 MB L2, and pool1
-then reads it back from L3. In bands of about 400 output pixels each band's GEMM output
-stays in cache for the pool, and OpenBLAS runs the narrow GEMMs faster as well (conv1's
-GEMM: 364-376 us in bands of 111-444 pixels against 497-741 us whole). The conv row two
-bands share moves to the front of the band buffer instead of being computed twice.
+Why bands: SqueezeNet's conv1 writes 3.15 MB, more than L2, and pool1 would then read it
+back from L3. In bands of about 400 output pixels each band stays in cache for the pool.
+The conv row two bands share moves to the front of the band buffer instead of being
+computed twice.
 
-Why phases: a pool of stride s reads every s-th column, and LLVM leaves such strided
-loads scalar (the separable max_pool spent 0.28-0.57 ms on conv1's bands). So each conv row
-is stored as s phases, columns o = r, r + s, r + 2s, ... in phase r (`im2col_phased` orders
-the GEMM's columns that way; the conv output is never seen in any other form). Window tap
-t of pool column j then lies at j + a constant in one phase, and the pool's loops run over
-contiguous memory: 0.13-0.18 ms for conv1's bands, with the bias and ReLU (max commutes
-with both) applied as each pooled row is stored.
+How: the band is channels-last, a conv row of W_out pixels x C (C rounded up to 16)
+floats. The conv runs on tile_gemm's `tile_lanes`, 16 channels x 6 pixels of a row at a
+time, reading the input in place (a padded copy where the conv pads): each of the
+C_in*kh*kw taps is one scalar per pixel, broadcast, so no im2col is built, and the bias and
+ReLU go on as it stores (max commutes with both). The pool then takes the max down the
+window's rows and along its columns over whole channel vectors, and writes its rows back
+channels-first. On the AMD host, SqueezeNet's stem took 1.55 ms as im2col + OpenBLAS's
+sgemm (K = 27) + a phase-split pool, of which 0.30 the im2col and 0.84 the sgemm
+(bench/README.md, sixteenth session).
 """
 
 import numpy as np
@@ -22,11 +23,13 @@ from numba import njit
 
 from ... import config
 from .base import Act, CpuKernel
-from .blas import sgemm
-from .conv_gemm import DH, DW, KH, KW, PL, PT, SH, SW, WO
+from .conv_gemm import DH, DW, HO, KH, KW, PL, PT, SH, SW, WO
 from .pool import fmax
+from .llvm_vectors import transpose8
+from .tile_gemm import COLS, ROWS, tile_lanes
 from .window import valid_range
 
+LANES = COLS  # channels per tile_lanes call
 # pool_plan indices: window, stride, left padding, pool rows per band, and whether each
 # sample's pool rows are computed as two halves (ConvPoolKernel.set_halves)
 PKH, PKW, PSH, PSW, PPL, BAND, HALVES = range(7)
@@ -41,149 +44,156 @@ def banded_fits(conv_out_shape, pool_attrs, pool_out_shape):
             and 4 * co * ho * wo >= config.CONV_POOL_BAND_MIN_BYTES)
 
 
-@njit(cache=True, nogil=True)
-def phase_length(conv_width, pool_stride):
-    """Columns per phase of a conv row stored in pool-stride phases (the first phase is the
-    longest); a row then takes pool_stride * phase_length floats."""
-    return -(-conv_width // pool_stride)
+def input_extent(plan):
+    """(rows, columns) of the input a conv of plan reads, padding included: its padded copy's
+    size, widened so that a row's 6-pixel tile stays inside where the row has fewer."""
+    kh, kw, sh, sw, dh, dw, ho, wo = (int(plan[i]) for i in (KH, KW, SH, SW, DH, DW, HO, WO))
+    return sh * (ho - 1) + (kh - 1) * dh + 1, sw * (max(wo, ROWS) - 1) + (kw - 1) * dw + 1
+
+
+def reads_in_place(in_shape, plan):
+    """Whether the conv can read its input where it lies: no padding, and rows of at least
+    one tile."""
+    rows, cols = input_extent(plan)
+    return plan[PT] == 0 and plan[PL] == 0 and plan[WO] >= ROWS and rows <= in_shape[1] and cols <= in_shape[2]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def im2col_phased(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, psw, plen, cols):
-    """im2col of every channel of x (C, H, W) with each output row's columns in psw phases:
-    cols[(c*kh + i)*kw + j, oy*psw*plen + (ox % psw)*plen + ox // psw] =
-    x[c, oy*sh - pt + i*dh, ox*sw - pl + j*dw], 0 in the padding and in the unused tail of
-    short phases. Unsigned offsets, as in im2col: signed ones keep Numba's wraparound
-    checks, which stop LLVM from vectorising."""
-    h, w = x.shape[1], x.shape[2]
-    row = np.uint64(psw * plen)
-    uplen = np.uint64(plen)
+def pad_input(x, pt, pl, out):
+    """out (C, Hp, Wp) = x (C, H, W) at row pt, column pl, zeros around (cut where out is
+    smaller)."""
+    out[:] = 0.0
+    h, w = min(x.shape[1], out.shape[1] - pt), min(x.shape[2], out.shape[2] - pl)
     for c in range(x.shape[0]):
-        src = x[c]
-        for i in range(kh):
-            ylo, yhi = valid_range(pt, i * dh, sh, h, ho)
-            for j in range(kw):
-                dst = cols[(c * kh + i) * kw + j]
-                for k in range(np.uint64(ylo) * row):
-                    dst[k] = 0.0
-                for k in range(np.uint64(yhi) * row, np.uint64(ho) * row):
-                    dst[k] = 0.0
-                step = np.uint64(psw * sw)
-                for r in range(psw):
-                    count = (wo - r + psw - 1) // psw
-                    mlo, mhi = valid_range(pl - r * sw, j * dw, psw * sw, w, count)
-                    umlo, umhi = np.uint64(mlo), np.uint64(mhi)
-                    first = np.uint64(r * sw - pl + j * dw + mlo * psw * sw)
-                    for oy in range(ylo, yhi):
-                        base = np.uint64(oy) * row + np.uint64(r * plen)
-                        line = src[oy * sh - pt + i * dh]
-                        for m in range(umlo):
-                            dst[base + m] = 0.0
-                        for m in range(umhi, uplen):
-                            dst[base + m] = 0.0
-                        seg = base + umlo
-                        for m in range(umhi - umlo):
-                            dst[seg + m] = line[first + m * step]
+        for y in range(h):
+            out[c, pt + y, pl:pl + w] = x[c, y, :w]
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def pool_phased_rows(band, row, wo, plen, pool_plan, bias, relu, p0, p1, out, tmp, acc):
-    """out[c, p] for pool rows p in [p0, p1) of band (C, rows * row), which holds conv rows
-    from p0 * stride on in im2col_phased's column order: the max over each window, plus
-    the bias, then the ReLU where `relu`. tmp and acc are scratch of row and PW floats.
-    Interior windows here; those that hang over the padding or past the row's end in
-    _edge_windows, out of these loops: even a call that never ran, inside them, made them
-    1.6x slower."""
-    pkh, pkw, psh, psw, ppl = pool_plan[PKH], pool_plan[PKW], pool_plan[PSH], pool_plan[PSW], pool_plan[PPL]
-    pw = out.shape[2]
-    lo, hi = valid_range(ppl, 0, psw, wo - pkw + 1, pw)  # windows wholly inside the row
-    n, urow, ulo = np.uint64(hi - lo), np.uint64(row), np.uint64(lo)
-    # where tap t of interior column j = lo + k lies in tmp: starts[t] + k
-    starts = np.empty(pkw, np.uint64)
-    for t in range(pkw):
-        d = t - ppl
-        starts[t] = np.uint64((d % psw) * plen + lo + d // psw)
-    for c in range(band.shape[0]):
-        src, b, dst_plane = band[c], bias[c], out[c]
-        for p in range(p0, p1):
-            # Each loop below runs over one short row, where the scalar remainder after the
-            # vector body costs as much as the body: so the common 3-row, 3-column window
-            # takes one fused loop each way, and `relu` picks between loops rather than
-            # being tested inside one (a branch there kept LLVM from vectorising).
-            r0 = np.uint64((p - p0) * psh) * urow
-            if pkh == 3:
-                r1 = r0 + urow
-                r2 = r1 + urow
-                for k in range(urow):
-                    tmp[k] = fmax(fmax(src[r0 + k], src[r1 + k]), src[r2 + k])
-            else:
-                for k in range(urow):
-                    tmp[k] = src[r0 + k]
-                for i in range(1, pkh):
-                    o = r0 + np.uint64(i) * urow
-                    for k in range(urow):
-                        tmp[k] = fmax(tmp[k], src[o + k])
-            dst = dst_plane[p]
-            if pkw == 3:
-                s0, s1, s2 = starts[0], starts[1], starts[2]
-                if relu:
-                    for k in range(n):
-                        dst[ulo + k] = fmax(fmax(fmax(tmp[s0 + k], tmp[s1 + k]), tmp[s2 + k]) + b, np.float32(0.0))
-                else:
-                    for k in range(n):
-                        dst[ulo + k] = fmax(fmax(tmp[s0 + k], tmp[s1 + k]), tmp[s2 + k]) + b
-            else:
-                for k in range(n):
-                    acc[k] = tmp[starts[0] + k]
-                for t in range(1, pkw):
-                    st = starts[t]
-                    for k in range(n):
-                        acc[k] = fmax(acc[k], tmp[st + k])
-                for k in range(n):
-                    v = acc[k] + b
-                    dst[ulo + k] = fmax(v, np.float32(0.0)) if relu else v
-    if hi - lo < pw:
-        _edge_windows(band, row, wo, plen, pool_plan, bias, relu, lo, hi, p0, p1, out)
+def lane_taps(c_in, plan, in_shape):
+    """taps[(c*kh + a)*kw + b]: where tap (c, a, b) of output (0, 0) lies in the flat input of
+    in_shape (C, H, W), as tile_lanes reads it."""
+    kh, kw, dh, dw = (int(plan[i]) for i in (KH, KW, DH, DW))
+    h, w = in_shape[1], in_shape[2]
+    return np.array([(c * h + a * dh) * w + b * dw for c in range(c_in) for a in range(kh) for b in range(kw)],
+                    np.int64)
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def _edge_windows(band, row, wo, plen, pool_plan, bias, relu, lo, hi, p0, p1, out):
-    """pool_phased_rows' pooled columns outside [lo, hi), straight from the band."""
-    pkh, pkw, psh, psw, ppl = pool_plan[PKH], pool_plan[PKW], pool_plan[PSH], pool_plan[PSW], pool_plan[PPL]
-    for c in range(band.shape[0]):
-        src = band[c]
-        for p in range(p0, p1):
-            for j in range(out.shape[2]):
-                if lo <= j < hi:
-                    continue
-                m = -np.inf
-                for i in range(pkh):
-                    line = ((p - p0) * psh + i) * row
-                    for t in range(pkw):
-                        ox = j * psw - ppl + t
-                        if 0 <= ox < wo:
-                            m = fmax(m, src[line + (ox % psw) * plen + ox // psw])
-                v = np.float32(m) + bias[c]
-                out[c, p, j] = fmax(v, np.float32(0.0)) if relu else v
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def conv_pool_rows(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out, p_start, p_stop):
-    """Pool rows p_start:p_stop of out (C_out, PH, PW), the max pool of the conv of one
-    sample x (C_in, H, W; every channel live; the conv plan `plan`, weights w2
-    (C_out, C_in*kh*kw) and bias), then the ReLU where `relu`. band_buf holds
-    (C_out, R * psw * plen) floats, R the conv rows a band of pool rows reads. Calls on
-    disjoint rows with their own buffers can run at once."""
-    kh, kw, sh, sw, pt, pl, dh, dw, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
-        plan[DH], plan[DW], plan[WO]
-    pkh, psh, psw, per_band = pool_plan[PKH], pool_plan[PSH], pool_plan[PSW], pool_plan[BAND]
+def pack_lanes(w2, bias):
+    """(weights, bias) as tile_lanes reads them: w2 (C_out, K) as blocks of 16 channels,
+    out[(t*K + l)*16 + c] = w2[16t + c, l], and the bias, zeros past C_out."""
     co, k = w2.shape
-    plen = phase_length(wo, psw)
-    row = psw * plen
-    rows = band_buf.shape[0] // (co * row)
-    band = band_buf.reshape(co, rows * row)
-    tmp = np.empty(row, np.float32)
-    acc = np.empty(out.shape[2], np.float32)
+    tiles = -(-co // LANES)
+    w = np.zeros((tiles * LANES, k), np.float32)
+    w[:co] = w2
+    b = np.zeros(tiles * LANES, np.float32)
+    b[:co] = bias
+    return np.ascontiguousarray(w.reshape(tiles, LANES, k).transpose(0, 2, 1)).reshape(-1), b
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def conv_rows(xin, w_lanes, taps, bias, relu, sh, sw, wo, r0, r1, band, at):
+    """Conv rows [r0, r1) of xin (C_in, H, W, read from row r0*sh and column 0; taps from
+    lane_taps) into band from float `at` on, channels last: row y, pixel x, channel c at
+    at + ((y - r0)*wo + x)*C + c, C = len(bias). Where wo < 6 a row's tile writes into the
+    next rows (computed after it) and past the last (the band's slack)."""
+    cp, k = bias.shape[0], taps.shape[0]
+    w = xin.shape[2]
+    x_flat = xin.reshape(xin.size)
+    groups = (wo + ROWS - 1) // ROWS
+    for y in range(r0, r1):
+        for g in range(groups):
+            ox = max(0, min(g * ROWS, wo - ROWS))  # a row's last tile overlaps the one before
+            dst = at + ((y - r0) * wo + ox) * cp
+            src = y * sh * w + ox * sw
+            for t in range(cp // LANES):
+                tile_lanes(band, cp, dst + t * LANES, x_flat, src, taps, k, sw, w_lanes, t * k * LANES, bias,
+                           t * LANES, relu)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def pool_rows(band, wo, cp, pool_plan, p0, p1, out, vert, horiz):
+    """out[:, p] for pool rows p in [p0, p1): the max over each window of band, which holds
+    conv rows from p0 * stride on as conv_rows wrote them; columns past the row's ends count
+    for nothing. vert (wo*cp) and horiz (PW*cp floats) are scratch."""
+    pkh, pkw, psh, psw, ppl = pool_plan[PKH], pool_plan[PKW], pool_plan[PSH], pool_plan[PSW], pool_plan[PPL]
+    co, pw = out.shape[0], out.shape[2]
+    row, ucp = np.uint64(wo * cp), np.uint64(cp)
+    flat, plane = out.reshape(out.size), out.shape[1] * pw
+    lo, hi = valid_range(ppl, 0, psw, wo - pkw + 1, pw)  # windows wholly inside the row
+    for p in range(p0, p1):
+        first = np.uint64((p - p0) * psh) * row
+        window_max(band, first, row, pkh, row, 1, row, vert, np.uint64(0))
+        # the windows wholly inside the row in one call, those over its ends one by one
+        window_max(vert, np.uint64(lo * psw - ppl) * ucp, ucp, pkw, ucp, hi - lo, np.uint64(psw) * ucp, horiz,
+                   np.uint64(lo) * ucp)
+        for j in range(pw):
+            if lo <= j < hi:
+                continue
+            t0 = max(0, ppl - j * psw)
+            t1 = max(t0, min(pkw, wo + ppl - j * psw))  # the window's columns inside the row
+            window_max(vert, np.uint64(j * psw - ppl + t0) * ucp, ucp, t1 - t0, ucp, 1, ucp, horiz,
+                       np.uint64(j) * ucp)
+        channels_first(horiz, cp, co, pw, flat, p * pw, plane)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def channels_first(src, cp, co, n, dst, at, plane):
+    """dst[at + c*plane + j] = src[j*cp + c] for c < co, j < n: a channels-last row back to
+    channels first, in 8 x 8 blocks transposed in registers (a scalar loop took 95 µs of
+    conv1's pool, the blocks about 20)."""
+    c8, n8 = co - co % 8, n - n % 8
+    for c0 in range(0, c8, 8):
+        for j0 in range(0, n8, 8):
+            transpose8(src, j0 * cp + c0, cp, dst, at + c0 * plane + j0, plane)
+    for c in range(co):
+        for j in range(n8 if c < c8 else 0, n):
+            dst[at + c * plane + j] = src[j * cp + c]
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def window_max(src, first, step, taps, n, windows, stride, dst, at):
+    """dst[at + w*n + k] = max over t < taps of src[first + w*stride + t*step + k], for
+    w < windows and k < n (-inf where taps is 0). Each tap count below 4 has loops of its
+    own: a running max through dst kept LLVM from vectorising (0.67 ms for conv1's
+    vertical pass, 0.075 ms fused), and a call per window cost 0.08 ms more."""
+    for w in range(windows):
+        s0 = first + np.uint64(w) * stride
+        d = at + np.uint64(w) * n
+        if taps == 3:
+            s1, s2 = s0 + step, s0 + step + step
+            for k in range(n):
+                dst[d + k] = fmax(fmax(src[s0 + k], src[s1 + k]), src[s2 + k])
+        elif taps == 2:
+            s1 = s0 + step
+            for k in range(n):
+                dst[d + k] = fmax(src[s0 + k], src[s1 + k])
+        elif taps == 1:
+            for k in range(n):
+                dst[d + k] = src[s0 + k]
+        elif taps <= 0:
+            for k in range(n):
+                dst[d + k] = -np.inf
+        else:
+            for k in range(n):
+                m = src[s0 + k]
+                for t in range(1, taps):
+                    m = fmax(m, src[s0 + np.uint64(t) * step + k])
+                dst[d + k] = m
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out, p_start, p_stop):
+    """Pool rows p_start:p_stop of out (C_out, PH, PW), the max pool of the conv of one
+    sample (xin: the input as conv_rows reads it; the conv plan `plan`, weights and bias
+    from pack_lanes), then the ReLU where `relu`. band holds the conv rows a band of pool
+    rows reads, channels last, plus one tile's slack. Calls on disjoint rows with their own
+    band can run at once."""
+    sh, sw, wo = plan[SH], plan[SW], plan[WO]
+    pkh, psh, per_band = pool_plan[PKH], pool_plan[PSH], pool_plan[BAND]
+    cp = bias.shape[0]
+    row = wo * cp
+    vert = np.empty(row, np.float32)
+    horiz = np.empty(out.shape[2] * cp, np.float32)
     held_lo, held_hi = 0, 0  # conv rows the band holds, from its row 0
     for p0 in range(p_start, p_stop, per_band):
         p1 = min(p_stop, p0 + per_band)
@@ -191,16 +201,10 @@ def conv_pool_rows(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out, 
         keep = max(0, held_hi - lo)
         if keep > 0:  # the overlap: move those rows to the front
             first = (lo - held_lo) * row
-            for c in range(co):
-                line = band[c]
-                for j in range(keep * row):
-                    line[j] = line[first + j]
-        r0 = lo + keep
-        npx = (hi - r0) * row
-        cols = cols_buf[:k * npx].reshape(k, npx)
-        im2col_phased(x, kh, kw, sh, sw, pt - r0 * sh, pl, dh, dw, hi - r0, wo, psw, plen, cols)
-        sgemm(False, co, npx, k, w2, k, cols, npx, band[:, keep * row:], rows * row)
-        pool_phased_rows(band, row, wo, plen, pool_plan, bias, relu, p0, p1, out, tmp, acc)
+            for j in range(keep * row):
+                band[j] = band[first + j]
+        conv_rows(xin, w_lanes, taps, bias, relu, sh, sw, wo, lo + keep, hi, band, keep * row)
+        pool_rows(band, wo, cp, pool_plan, p0, p1, out, vert, horiz)
         held_lo, held_hi = lo, hi
 
 
@@ -211,21 +215,25 @@ def first_half(pool_rows):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def conv_pool_bands(x, w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out):
-    """out (N, C_out, PH, PW): conv_pool_rows over each sample's pool rows, as two halves one
-    after the other where pool_plan says so (as two threads run them for a batch of one,
-    ConvPoolKernel)."""
+def conv_pool_bands(x, w_lanes, taps, bias, relu, plan, pool_plan, x_pad, in_place, band, out):
+    """out (N, C_out, PH, PW): conv_pool_rows over each sample's pool rows (x (N, C, H, W)
+    read in place, else through x_pad), as two halves one after the other where pool_plan
+    says so (as two threads run them for a batch of one, ConvPoolKernel)."""
     mid = first_half(out.shape[2]) if pool_plan[HALVES] != 0 else out.shape[2]
     for s in range(x.shape[0]):
-        conv_pool_rows(x[s], w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out[s], 0, mid)
-        conv_pool_rows(x[s], w2, bias, relu, plan, pool_plan, cols_buf, band_buf, out[s], mid, out.shape[2])
+        xin = x[s]
+        if not in_place:
+            pad_input(x[s], plan[PT], plan[PL], x_pad)
+            xin = x_pad
+        conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out[s], 0, mid)
+        conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out[s], mid, out.shape[2])
 
 
 class ConvPoolKernel(CpuKernel):
     """A Conv2d kernel and the MaxPool2d kernel that alone reads it, run as one step (the
-    conv's): in bands (conv_pool_bands) where the input has every channel live and the
-    conv can call sgemm from Numba, else the two kernels one after the other. `banded`
-    switches the bands off (bench/ab_flag.py banded).
+    conv's): in bands (conv_pool_bands) where the input has every channel live, else the
+    two kernels one after the other. `banded` switches the bands off (bench/ab_flag.py
+    banded).
 
     Where the session runs on two or more threads (`set_halves`), each sample's pool rows
     are computed as two halves, each from its own first band, so that a batch of one given
@@ -241,12 +249,15 @@ class ConvPoolKernel(CpuKernel):
         (pkh, pkw), (psh, psw), wo = a["kernel_size"], a["stride"], conv.out_shape[2]
         per_band = max(1, round(config.CONV_POOL_BAND_PIXELS / (psh * wo)))
         self.pool_plan = np.array([pkh, pkw, psh, psw, a["padding"][1], per_band, True], np.int64)
+        self.w_lanes, self.bias_lanes = pack_lanes(conv.w2, conv.bias)
+        in_shape, plan = conv.in_shapes[0], conv.conv_plan
+        self.in_place = reads_in_place(in_shape, plan)
+        self.x_pad = np.zeros((1, 1, 1) if self.in_place else (in_shape[0], *input_extent(plan)), np.float32)
+        self.taps = lane_taps(in_shape[0], plan, in_shape if self.in_place else self.x_pad.shape)
         rows = (per_band - 1) * psh + pkh
-        row = psw * phase_length(wo, psw)
-        co, k = conv.w2.shape
-        self.band_buf = np.empty(co * rows * row, np.float32)
-        self.cols_buf = np.empty(k * rows * row, np.float32)
-        self._second_bufs = None  # (cols, band) buffers for the pair's half, made on first need
+        cp = self.bias_lanes.shape[0]
+        self.band = np.empty((rows * wo + ROWS) * cp, np.float32)  # + a tile's slack (conv_rows)
+        self._second_band = None  # the pair's half's band, made on first need
 
     def set_halves(self, on):
         """Compute each sample's pool rows as two halves (on) or in one pass, and let the
@@ -267,19 +278,24 @@ class ConvPoolKernel(CpuKernel):
 
     def run(self, xs, ctx):
         x = xs[0]
-        if not (self.banded and x.live is None and self.conv.blas_in_numba and x.data.flags.c_contiguous):
+        if not (self.banded and x.live is None and x.data.flags.c_contiguous):
             return self.pool.run([self.conv.run(xs, ctx)], ctx)
-        out = np.empty((x.data.shape[0], *self.out_shape), np.float32)
-        weights = (self.conv.w2, self.conv.bias, self.conv.fused_relu, self.conv.conv_plan, self.pool_plan)
-        if x.data.shape[0] == 1 and ctx.pair is not None and self.pool_plan[HALVES]:
-            if self._second_bufs is None:
-                self._second_bufs = (np.empty_like(self.cols_buf), np.empty_like(self.band_buf))
+        data, plan = x.data, self.conv.conv_plan
+        out = np.empty((data.shape[0], *self.out_shape), np.float32)
+        weights = (self.w_lanes, self.taps, self.bias_lanes, self.conv.fused_relu, plan, self.pool_plan)
+        if data.shape[0] == 1 and ctx.pair is not None and self.pool_plan[HALVES]:
+            if self._second_band is None:
+                self._second_band = np.empty_like(self.band)
+            xin = data[0]
+            if not self.in_place:
+                pad_input(xin, plan[PT], plan[PL], self.x_pad)
+                xin = self.x_pad
             ph = self.out_shape[1]
             mid = first_half(ph)
-            ctx.pair.run_both(conv_pool_rows, (x.data[0], *weights, self.cols_buf, self.band_buf, out[0], 0, mid),
-                              (x.data[0], *weights, *self._second_bufs, out[0], mid, ph))
+            ctx.pair.run_both(conv_pool_rows, (xin, *weights, self.band, out[0], 0, mid),
+                              (xin, *weights, self._second_band, out[0], mid, ph))
         else:
-            conv_pool_bands(x.data, *weights, self.cols_buf, self.band_buf, out)
+            conv_pool_bands(data, *weights, self.x_pad, self.in_place, self.band, out)
         return Act(out, None)
 
     def macs(self, xs, y):

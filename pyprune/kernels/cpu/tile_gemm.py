@@ -25,25 +25,72 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, splat, store_act, typed
+
 ROWS = 6        # output channels per tile
 COLS = 16       # pixels per tile: two vectors of 8 float32
 GUARD = 16      # zeros before the first guarded plane and after the last: the masked lanes' reads stay inside
 
-_F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
-_VEC = ir.VectorType(_F32, 8)
+
+def _tile_rows(builder, rows_p, r0_, nrows_):
+    """The output rows of a tile: rows[r0 + min(j, nrows - 1)] for j < ROWS (a tile of fewer
+    rows repeats its last one)."""
+    top = builder.sub(nrows_, I64(1))
+    return [builder.load(builder.gep(rows_p, [builder.add(r0_, builder.select(
+        builder.icmp_signed("<", I64(j), top), I64(j), top))])) for j in range(ROWS)]
 
 
-def _function(module, name, fnty):
-    try:
-        return module.get_global(name)
-    except KeyError:
-        return ir.Function(module, fnty, name)
+def _accumulate(builder, count, body):
+    """The tile's k loop: 12 accumulators, zero at first, carried through `count`
+    iterations of body(builder, k, sums) -> sums (no iteration where count <= 0); returns
+    the totals."""
+    zero = ir.Constant(VEC, [0.0] * 8)
+    entry = builder.block
+    loop = builder.append_basic_block("tile_k")
+    done = builder.append_basic_block("tile_store")
+    builder.cbranch(builder.icmp_signed(">", count, I64(0)), loop, done)
+    builder.position_at_end(loop)
+    k = builder.phi(I64)
+    k.add_incoming(I64(0), entry)
+    acc = []
+    for _ in range(2 * ROWS):
+        phi = builder.phi(VEC)
+        phi.add_incoming(zero, entry)
+        acc.append(phi)
+    sums = body(builder, k, list(acc))
+    k_next = builder.add(k, I64(1))
+    k.add_incoming(k_next, builder.block)
+    for phi, value in zip(acc, sums):
+        phi.add_incoming(value, builder.block)
+    loop_end = builder.block
+    builder.cbranch(builder.icmp_signed("<", k_next, count), loop, done)
+    builder.position_at_end(done)
+    totals = []
+    for value in sums:  # phis first: LLVM wants them at the top of the block
+        total = builder.phi(VEC)
+        total.add_incoming(zero, entry)
+        total.add_incoming(value, loop_end)
+        totals.append(total)
+    return totals
 
 
-def _splat(builder, value, vec_type):
-    undef = ir.Constant(vec_type, ir.Undefined)
-    one = builder.insert_element(undef, value, _I32(0))
-    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(_I32, vec_type.count), [0] * vec_type.count))
+def _fma_row(builder, fma, w_first, xv, sums):
+    """sums[2j + v] += w_first[j] * xv[v] for the tile's rows j: one tap of one k."""
+    for j in range(ROWS):
+        wv = splat(builder, builder.load(builder.gep(w_first, [I64(j)])), VEC)
+        for v in range(2):
+            sums[2 * j + v] = builder.call(fma, [wv, xv[v], sums[2 * j + v]])
+    return sums
+
+
+def _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_):
+    """out[o_j*ldo + p0 + q] = act(totals[j, q] + bias[o_j]), act the ReLU where relu."""
+    plain = no_relu(builder, relu_)
+    for j in range(ROWS):
+        b = splat(builder, builder.load(builder.gep(bias_p, [out_rows[j]])), VEC)
+        dst = builder.gep(out_p, [builder.add(builder.mul(out_rows[j], ldo_), p0_)])
+        for v in range(2):
+            store_act(builder, builder.fadd(totals[2 * j + v], b), builder.gep(dst, [I64(8 * v)]), plain)
 
 
 @intrinsic
@@ -57,90 +104,88 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
     (tiled_conv3x3 fills it); summed in (l, a, b) order with fused multiply-adds (where
     the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
     index is in bounds."""
-    for arr in (out, guarded, w_tiles, bias):
-        if not isinstance(arr, types.Array) or arr.dtype != types.float32:
-            return None
-    if not isinstance(rows, types.Array) or rows.dtype != types.int64:
-        return None
-    if not isinstance(keep, types.Array) or keep.dtype != types.int32:
+    if not typed((out, guarded, w_tiles, bias), ((rows, types.int64), (keep, types.int32))):
         return None
     sig = types.void(out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, r0, nrows, p0, keep, bias, relu)
 
     def codegen(context, builder, signature, args):
         tys = signature.args
-
-        def data(i):
-            return context.make_array(tys[i])(context, builder, args[i]).data
-
-        def as_i64(i):
-            return context.cast(builder, args[i], tys[i], types.int64)
-
-        out_p, x_p, w_p, rows_p, keep_p, bias_p = (data(i) for i in (0, 2, 6, 8, 12, 13))
-        ldo_, plane_, width_, nl_, w0_, r0_, nrows_, p0_ = (as_i64(i) for i in (1, 3, 4, 5, 7, 9, 10, 11))
+        out_p, x_p, w_p, rows_p, keep_p, bias_p = (array_data(context, builder, tys[i], args[i])
+                                                   for i in (0, 2, 6, 8, 12, 13))
+        ldo_, plane_, width_, nl_, w0_, r0_, nrows_, p0_ = (context.cast(builder, args[i], tys[i], types.int64)
+                                                            for i in (1, 3, 4, 5, 7, 9, 10, 11))
         relu_ = context.cast(builder, args[14], tys[14], types.boolean)
-        fma = _function(builder.module, "llvm.fmuladd.v8f32", ir.FunctionType(_VEC, [_VEC] * 3))
-        vptr = _VEC.as_pointer()
-        zero = ir.Constant(_VEC, [0.0] * 8)
-        top = builder.sub(nrows_, _I64(1))  # a tile of fewer rows repeats its last one
-        out_rows = [builder.load(builder.gep(rows_p, [builder.add(r0_, builder.select(
-            builder.icmp_signed("<", _I64(j), top), _I64(j), top))])) for j in range(ROWS)]
-        i32x8 = ir.VectorType(_I32, 8)
+        fma = fmuladd(builder)
+        out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
+        i32x8 = ir.VectorType(I32, 8)
         keep_p = builder.bitcast(keep_p, i32x8.as_pointer())
-        keep_left = [builder.load(builder.gep(keep_p, [_I64(v)]), align=4) for v in range(2)]
-        keep_right = [builder.load(builder.gep(keep_p, [_I64(2 + v)]), align=4) for v in range(2)]
+        keep_left = [builder.load(builder.gep(keep_p, [I64(v)]), align=4) for v in range(2)]
+        keep_right = [builder.load(builder.gep(keep_p, [I64(2 + v)]), align=4) for v in range(2)]
         # Tap (a, b) of pixel p0 sits at x + p0 + a*width + b - 1 (GUARD floats before plane 0).
-        x_first = builder.gep(x_p, [builder.add(p0_, _I64(GUARD - 1))])
-        tap_offsets = [builder.add(builder.mul(width_, _I64(a)), _I64(b)) for a in range(3) for b in range(3)]
+        x_first = builder.gep(x_p, [builder.add(p0_, I64(GUARD - 1))])
+        tap_offsets = [builder.add(builder.mul(width_, I64(a)), I64(b)) for a in range(3) for b in range(3)]
         w_first = builder.gep(w_p, [w0_])
 
-        entry = builder.block
-        loop = builder.append_basic_block("tile_channel")
-        done = builder.append_basic_block("tile_store")
-        builder.cbranch(builder.icmp_signed(">", nl_, _I64(0)), loop, done)
-        builder.position_at_end(loop)
-        channel = builder.phi(_I64)
-        channel.add_incoming(_I64(0), entry)
-        acc = []
-        for _ in range(2 * ROWS):
-            phi = builder.phi(_VEC)
-            phi.add_incoming(zero, entry)
-            acc.append(phi)
-        x_plane = builder.gep(x_first, [builder.mul(channel, plane_)])
-        w_channel = builder.gep(w_first, [builder.mul(channel, _I64(9 * ROWS))])
-        sums = list(acc)
-        for tap, offset in enumerate(tap_offsets):
-            x_tap = builder.gep(x_plane, [offset])
-            xv = [builder.load(builder.bitcast(builder.gep(x_tap, [_I64(8 * v)]), vptr), align=4) for v in range(2)]
-            if tap % 3 != 1:  # a bitwise and: a select kept 4 masks in registers, which spilled the tile
-                keep = keep_left if tap % 3 == 0 else keep_right
-                xv = [builder.bitcast(builder.and_(builder.bitcast(xv[v], i32x8), keep[v]), _VEC) for v in range(2)]
-            for j in range(ROWS):
-                wv = _splat(builder, builder.load(builder.gep(w_channel, [_I64(tap * ROWS + j)])), _VEC)
-                for v in range(2):
-                    sums[2 * j + v] = builder.call(fma, [wv, xv[v], sums[2 * j + v]])
-        channel_next = builder.add(channel, _I64(1))
-        channel.add_incoming(channel_next, builder.block)
-        for phi, value in zip(acc, sums):
-            phi.add_incoming(value, builder.block)
-        loop_end = builder.block
-        builder.cbranch(builder.icmp_signed("<", channel_next, nl_), loop, done)
+        def channel(builder, l, sums):
+            x_plane = builder.gep(x_first, [builder.mul(l, plane_)])
+            w_channel = builder.gep(w_first, [builder.mul(l, I64(9 * ROWS))])
+            for tap, offset in enumerate(tap_offsets):
+                xv = load16(builder, builder.gep(x_plane, [offset]))
+                if tap % 3 != 1:  # a bitwise and: a select kept 4 masks in registers, which spilled the tile
+                    keep = keep_left if tap % 3 == 0 else keep_right
+                    xv = [builder.bitcast(builder.and_(builder.bitcast(xv[v], i32x8), keep[v]), VEC)
+                          for v in range(2)]
+                sums = _fma_row(builder, fma, builder.gep(w_channel, [I64(tap * ROWS)]), xv, sums)
+            return sums
 
-        builder.position_at_end(done)
-        totals = []
-        for value in sums:  # phis first: LLVM wants them at the top of the block
-            total = builder.phi(_VEC)
-            total.add_incoming(zero, entry)
-            total.add_incoming(value, loop_end)
-            totals.append(total)
-        no_relu = builder.not_(_splat(builder, relu_, ir.VectorType(_I1, 8)))
-        for j in range(ROWS):
-            b = _splat(builder, builder.load(builder.gep(bias_p, [out_rows[j]])), _VEC)
-            dst = builder.gep(out_p, [builder.add(builder.mul(out_rows[j], ldo_), p0_)])
+        totals = _accumulate(builder, nl_, channel)
+        _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def tile_lanes(typingctx, out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0, bias, b0, relu):
+    """The transposed tile, output channels in the vector lanes: for i < 6 and c < 16,
+        out[out0 + i*ldp + c] = act(bias[b0 + c] + sum over l < ntaps of
+                                    w_lanes[w0 + l*16 + c] * x[x0 + taps[l] + i*xstep])
+    summed in l order with fused multiply-adds (where the CPU has them); act is ReLU where
+    relu. For a conv with few input channels (a stem's 3), whose output pixels sit at a
+    stride in the input (xstep) and which writes channels-last rows (conv_pool.py): each
+    tap is 6 scalar loads, one per pixel, broadcast. Flat arrays; the caller guarantees
+    every index is in bounds."""
+    if not typed((out, x, w_lanes, bias), ((taps, types.int64),)):
+        return None
+    sig = types.void(out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0, bias, b0, relu)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        out_p, x_p, taps_p, w_p, bias_p = (array_data(context, builder, tys[i], args[i]) for i in (0, 3, 5, 8, 10))
+        ldp_, out0_, x0_, ntaps_, xstep_, w0_, b0_ = (context.cast(builder, args[i], tys[i], types.int64)
+                                                      for i in (1, 2, 4, 6, 7, 9, 11))
+        relu_ = context.cast(builder, args[12], tys[12], types.boolean)
+        fma = fmuladd(builder)
+        x_first = builder.gep(x_p, [x0_])
+        w_first = builder.gep(w_p, [w0_])
+        steps = [builder.mul(xstep_, I64(i)) for i in range(ROWS)]
+
+        def tap(builder, l, sums):
+            wv = load16(builder, builder.gep(w_first, [builder.mul(l, I64(COLS))]))
+            x_tap = builder.gep(x_first, [builder.load(builder.gep(taps_p, [l]))])
+            for i in range(ROWS):
+                xs = splat(builder, builder.load(builder.gep(x_tap, [steps[i]])), VEC)
+                for v in range(2):
+                    sums[2 * i + v] = builder.call(fma, [wv[v], xs, sums[2 * i + v]])
+            return sums
+
+        totals = _accumulate(builder, ntaps_, tap)
+        plain = no_relu(builder, relu_)
+        bv = load16(builder, builder.gep(bias_p, [b0_]))
+        for i in range(ROWS):
+            dst = builder.gep(out_p, [builder.add(out0_, builder.mul(ldp_, I64(i)))])
             for v in range(2):
-                s = builder.fadd(totals[2 * j + v], b)
-                keep = builder.or_(builder.fcmp_ordered(">", s, zero), no_relu)  # ReLU: v if v > 0 else 0
-                builder.store(builder.select(keep, s, zero), builder.bitcast(builder.gep(dst, [_I64(8 * v)]), vptr),
-                              align=4)
+                store_act(builder, builder.fadd(totals[2 * i + v], bv[v]), builder.gep(dst, [I64(8 * v)]), plain)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -155,7 +200,7 @@ def claim(typingctx, counter):
 
     def codegen(context, builder, signature, args):
         ptr = context.make_array(signature.args[0])(context, builder, args[0]).data
-        return builder.atomic_rmw("add", ptr, _I64(1), "seq_cst")
+        return builder.atomic_rmw("add", ptr, I64(1), "seq_cst")
 
     return types.int64(counter), codegen
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pyprune
 from pyprune import config, models
 from pyprune.kernels.cpu.base import Act
-from pyprune.kernels.cpu.conv_pool import ConvPoolKernel, banded_fits, im2col_phased, phase_length
+from pyprune.kernels.cpu.conv_pool import ConvPoolKernel, banded_fits, channels_first
 from pyprune.kernels.cpu.conv_steps import im2col
 from pyprune.reference import run_reference
 
@@ -21,7 +21,7 @@ from ...helpers import assert_matches
 def stems(draw):
     k, stride, dilation = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
     padding = draw(st.integers(0, 2))
-    pk, ps = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pk, ps = draw(st.integers(1, 4)), draw(st.integers(1, 3))
     span = dilation * (k - 1) + 1
     size = draw(st.integers(max(span - 2 * padding, 1) + 0, 20))
     conv_out = (size + 2 * padding - span) // stride + 1
@@ -81,27 +81,18 @@ def test_banded_conv_pool_matches_reference(case, monkeypatch, conv_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(c=st.integers(1, 4), k=st.integers(1, 4), stride=st.integers(1, 3), dilation=st.integers(1, 2),
-       pad=st.integers(0, 2), top=st.integers(-3, 3), size=st.integers(4, 19), rows=st.integers(1, 5),
-       pool_stride=st.integers(1, 3), seed=st.integers(0, 2**31))
-def test_im2col_phased_is_im2col_with_each_row_in_phases(c, k, stride, dilation, pad, top, size, rows,
-                                                        pool_stride, seed):
-    """The banded kernel's im2col: im2col's columns, each output row reordered into
-    pool-stride phases (ox % s, then ox // s), zeros in the short phases' tails; bands
-    reach above and below the input (top), as the first and last bands do."""
-    span = dilation * (k - 1) + 1
-    wo = (size + 2 * pad - span) // stride + 1
-    assume(wo >= 1)
-    x = np.random.default_rng(seed).normal(size=(c, size, size)).astype(np.float32)
-    plain = np.empty((c * k * k, rows * wo), np.float32)
-    im2col(x, np.arange(c), k, k, stride, stride, top, pad, dilation, dilation, rows, wo, plain)
-    plen = phase_length(wo, pool_stride)
-    phased = np.full((c * k * k, rows * pool_stride * plen), np.nan, np.float32)
-    im2col_phased(x, k, k, stride, stride, top, pad, dilation, dilation, rows, wo, pool_stride, plen, phased)
-    want = np.zeros((c * k * k, rows, pool_stride, plen), np.float32)
-    for ox in range(wo):
-        want[:, :, ox % pool_stride, ox // pool_stride] = plain.reshape(-1, rows, wo)[:, :, ox]
-    np.testing.assert_array_equal(phased, want.reshape(phased.shape))
+@given(co=st.integers(1, 40), extra=st.integers(0, 9), n=st.integers(1, 40), at=st.integers(0, 9),
+       gap=st.integers(0, 9), seed=st.integers(0, 2**31))
+def test_channels_first_is_a_transpose_that_writes_nothing_else(co, extra, n, at, gap, seed):
+    """The pool's way back to channels first: 8 x 8 blocks in registers and scalar edges,
+    any channel count, padded rows and row length, into planes at any offset and stride."""
+    cp, plane = co + extra, n + gap
+    src = np.random.default_rng(seed).normal(size=n * cp).astype(np.float32)
+    dst = np.full(at + co * plane, np.nan, np.float32)
+    channels_first(src, cp, co, n, dst, at, plane)
+    got = dst[at:].reshape(co, plane)
+    np.testing.assert_array_equal(got[:, :n], src.reshape(n, cp)[:, :co].T)
+    assert np.isnan(got[:, n:]).all() and np.isnan(dst[:at]).all()
 
 
 def test_squeezenet_conv1_runs_with_pool1_in_bands():
@@ -111,6 +102,7 @@ def test_squeezenet_conv1_runs_with_pool1_in_bands():
     sess = pyprune.Session(model)
     by_node = {s.node.name: s for s in sess._steps}
     assert "pool1" not in by_node and isinstance(by_node["conv1"].kernel, ConvPoolKernel)
+    assert by_node["conv1"].kernel.in_place  # no padding: the tiles read the input where it lies
     assert by_node["conv1"].output == "pool1" and sess.placement["pool1"] == "cpu"
     x = models.synthetic_images(2, seed=1)
     y, stats = sess.run_with_stats(x)

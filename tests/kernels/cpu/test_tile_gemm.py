@@ -1,15 +1,17 @@
 """The 3 x 3 convs on register tiles (kernels/cpu/tile_gemm.py) against the float64
 reference on random shapes, live channels, active kernels and pixel ranges; their packing
-and guarded planes; and the conv kernel's choice of them."""
+and guarded planes; the conv kernel's choice of them; and the channels-in-lanes tile
+against its formula."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from numba import njit
 
 from pyprune import config
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
 from pyprune.kernels.cpu.tile_gemm import (COLS, GUARD, ROWS, guard_planes, guarded_size, pack_tiles, tile_count,
-                                           tiled_conv3x3)
+                                           tile_lanes, tiled_conv3x3)
 from pyprune.ops.conv import conv2d_reference
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, assert_matches, live_act, make_kernel
@@ -64,6 +66,39 @@ def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
     untouched = np.ones(dst.shape, bool)
     untouched[np.ix_(act_idx, np.arange(c0, c1))] = False
     assert np.isnan(dst[untouched]).all(), "wrote outside its kernels' rows and its pixels"
+
+
+@njit(cache=False)
+def _one_lane_tile(out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0, bias, b0, relu):
+    tile_lanes(out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0, bias, b0, relu)
+
+
+@settings(max_examples=100, deadline=None)
+@given(k=st.integers(0, 40), xstep=st.integers(1, 4), ldp=st.integers(16, 40), out0=st.integers(0, 20),
+       x0=st.integers(0, 20), w0=st.integers(0, 20), b0=st.integers(0, 20), relu=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_lane_tile_matches_its_formula_and_writes_nothing_else(k, xstep, ldp, out0, x0, w0, b0, relu, seed):
+    """tile_lanes: out[out0 + i*ldp + c] = act(bias[b0 + c] + sum over l < k of
+    w[w0 + 16l + c] * x[x0 + taps[l] + i*xstep]) for 6 pixels i and 16 channels c, at any
+    offsets and strides; no other float of out changes."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=200).astype(np.float32)
+    taps = rng.integers(0, 200 - x0 - 5 * xstep, size=max(k, 1)).astype(np.int64)
+    w = rng.normal(size=w0 + 16 * max(k, 1)).astype(np.float32)
+    bias = rng.normal(size=b0 + 16).astype(np.float32)
+    out = np.full(out0 + 5 * ldp + 16 + 8, np.nan, np.float32)
+    _one_lane_tile(out, ldp, out0, x, x0, taps, k, xstep, w, w0, bias, b0, relu)
+    pixels = np.array([[x[x0 + taps[l] + i * xstep] for l in range(k)] for i in range(ROWS)]).reshape(ROWS, k)
+    lanes = w[w0:w0 + 16 * k].reshape(k, 16)
+    want = pixels.astype(np.float64) @ lanes.astype(np.float64) + bias[b0:b0 + 16]
+    size = np.abs(pixels).astype(np.float64) @ np.abs(lanes).astype(np.float64) + np.abs(bias[b0:b0 + 16])
+    if relu:
+        want = np.maximum(want, 0.0)
+    at = out0 + np.arange(ROWS)[:, None] * ldp + np.arange(16)
+    assert_matches(out[at], want, magnitude=size)
+    untouched = np.ones(out.shape, bool)
+    untouched[at] = False
+    assert np.isnan(out[untouched]).all(), "wrote outside its 6 x 16 floats"
 
 
 def test_guarded_planes_hold_each_live_plane_between_zero_rows():

@@ -1,0 +1,99 @@
+"""LLVM IR pieces shared by the CPU kernels written as Numba intrinsics (tile_gemm.py,
+conv_pool.py): vector types, splats, unaligned 16-float loads, stores with an optional
+ReLU, and an 8 x 8 transpose. Numba would not keep a register tile or a transpose's
+shuffles from plain Python loops, so these kernels spell the vector code out."""
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+F32, I64, I32, I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
+VEC = ir.VectorType(F32, 8)  # 8 float32: one AVX register
+
+
+def function(module, name, fnty):
+    """The module's declaration of `name` (an LLVM intrinsic), made on first use."""
+    try:
+        return module.get_global(name)
+    except KeyError:
+        return ir.Function(module, fnty, name)
+
+
+def splat(builder, value, vec_type):
+    """value in every lane of vec_type."""
+    undef = ir.Constant(vec_type, ir.Undefined)
+    one = builder.insert_element(undef, value, I32(0))
+    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, vec_type.count), [0] * vec_type.count))
+
+
+def array_data(context, builder, ty, value):
+    """The data pointer of a Numba array argument."""
+    return context.make_array(ty)(context, builder, value).data
+
+
+def load16(builder, at):
+    """16 floats from `at` as two vectors (unaligned)."""
+    vptr = VEC.as_pointer()
+    return [builder.load(builder.bitcast(builder.gep(at, [I64(8 * v)]), vptr), align=4) for v in range(2)]
+
+
+def no_relu(builder, relu_):
+    """A lane mask for store_act: all true where relu_ is false."""
+    return builder.not_(splat(builder, relu_, ir.VectorType(I1, 8)))
+
+
+def store_act(builder, value, at, plain):
+    """Store 8 floats at `at`: value where `plain` (no_relu's mask), else its ReLU (v if
+    v > 0 else 0)."""
+    zero = ir.Constant(VEC, [0.0] * 8)
+    keep = builder.or_(builder.fcmp_ordered(">", value, zero), plain)
+    builder.store(builder.select(keep, value, zero), builder.bitcast(at, VEC.as_pointer()), align=4)
+
+
+def fmuladd(builder):
+    """llvm.fmuladd on 8 floats: one FMA where the CPU has them."""
+    return function(builder.module, "llvm.fmuladd.v8f32", ir.FunctionType(VEC, [VEC] * 3))
+
+
+def typed(arrays, int_arrays=()):
+    """Whether an intrinsic's arrays have the dtypes its code assumes: float32 for `arrays`,
+    and for each (array, dtype) of int_arrays that dtype."""
+    ok = all(isinstance(a, types.Array) and a.dtype == types.float32 for a in arrays)
+    return ok and all(isinstance(a, types.Array) and a.dtype == dt for a, dt in int_arrays)
+
+
+
+
+@intrinsic
+def transpose8(typingctx, src, s0, sld, dst, d0, dld):
+    """dst[d0 + c*dld + i] = src[s0 + i*sld + c] for i, c < 8: an 8 x 8 block transposed in
+    registers (8 loads, 24 shuffles, 8 stores) where a scalar loop takes 64 strided loads.
+    Flat float32 arrays; the caller guarantees every index is in bounds."""
+    if not typed((src, dst)):
+        return None
+    sig = types.void(src, s0, sld, dst, d0, dld)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        src_p, dst_p = (array_data(context, builder, tys[i], args[i]) for i in (0, 3))
+        s0_, sld_, d0_, dld_ = (context.cast(builder, args[i], tys[i], types.int64) for i in (1, 2, 4, 5))
+        vptr = VEC.as_pointer()
+        first = builder.gep(src_p, [s0_])
+        rows = [builder.load(builder.bitcast(builder.gep(first, [builder.mul(sld_, I64(i))]), vptr), align=4)
+                for i in range(8)]
+
+        def mix(a, b, order):
+            return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(I32, 8), order))
+
+        lo, hi = [0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15]  # pairs within 128-bit halves
+        t = [mix(rows[i & ~1], rows[i | 1], lo if i % 2 == 0 else hi) for i in range(8)]
+        lo, hi = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]  # pairs of pairs
+        u = [mix(t[a], t[a + 2], order) for a in (0, 1, 4, 5) for order in (lo, hi)]
+        lo, hi = [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]  # 128-bit halves
+        cols = [mix(u[i], u[i + 4], lo) for i in range(4)] + [mix(u[i], u[i + 4], hi) for i in range(4)]
+        out = builder.gep(dst_p, [d0_])
+        for c in range(8):
+            builder.store(cols[c], builder.bitcast(builder.gep(out, [builder.mul(dld_, I64(c))]), vptr), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
