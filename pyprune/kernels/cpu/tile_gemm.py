@@ -25,7 +25,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, splat, store_act, typed
+from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, prefetch, splat, store_act, typed
 
 ROWS = 6        # output channels per tile
 COLS = 16       # pixels per tile: two vectors of 8 float32
@@ -273,6 +273,12 @@ def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, 
     p = claim(counter)
     while p < panels:
         p0 = min(c0 + p * COLS, c1 - COLS)
+        # The output lines of the panel two ahead: one store stream per kernel is more than
+        # the hardware prefetchers follow, and each store then waited for its line (fire2's
+        # expand3x3 into its concat buffer, caches flushed: 0.89x with this, .exp/prefetch_ab.py).
+        ahead = min(p0 + 3 * COLS - 1, hw - 1)
+        for j in range(na):
+            prefetch(out, act_idx[j] * hw + ahead)
         ox = p0 % w
         for q in range(COLS):  # the lanes at a row's first and last column
             keep[q] = 0 if ox == 0 else -1
