@@ -3,7 +3,8 @@ of a few output rows that the pool consumes at once: plan.py fuses the two where
 `banded_fits` allows.
 
 Why bands: SqueezeNet's conv1 writes 3.15 MB, more than L2, and pool1 would then read it
-back from L3. In bands of about 400 output pixels each band stays in cache for the pool.
+back from L3. In bands of about config.CONV_POOL_BAND_PIXELS output pixels each band stays
+in cache for the pool.
 The conv row two bands share moves to the front of the band buffer instead of being
 computed twice.
 
