@@ -1,7 +1,7 @@
 """LLVM IR pieces shared by the CPU kernels written as Numba intrinsics (tile_gemm.py,
 conv_pool.py): vector types, splats, unaligned 16-float loads, stores with an optional
-ReLU, an 8 x 8 transpose and a prefetch. Numba would not keep a register tile or a transpose's
-shuffles from plain Python loops, so these kernels spell the vector code out."""
+ReLU, an 8 x 8 transpose and a prefetch. Numba would not keep a register tile or a
+transpose's shuffles from plain Python loops, so these kernels spell the vector code out."""
 
 from llvmlite import ir
 from numba import types
@@ -60,8 +60,6 @@ def typed(arrays, int_arrays=()):
     and for each (array, dtype) of int_arrays that dtype."""
     ok = all(isinstance(a, types.Array) and a.dtype == types.float32 for a in arrays)
     return ok and all(isinstance(a, types.Array) and a.dtype == dt for a, dt in int_arrays)
-
-
 
 
 @intrinsic
