@@ -70,6 +70,16 @@ def pad_input(x, pt, pl, out):
             out[c, pt + y, pl:pl + w] = x[c, y, :w]
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def stem_input(x, plan, x_pad, in_place):
+    """A sample x (C, H, W) as conv_rows reads it: x itself where the conv reads in place
+    (reads_in_place), else its padded copy in x_pad."""
+    if in_place:
+        return x
+    pad_input(x, plan[PT], plan[PL], x_pad)
+    return x_pad
+
+
 def lane_taps(c_in, plan, in_shape):
     """taps[(c*kh + a)*kw + b]: where tap (c, a, b) of output (0, 0) lies in the flat input of
     in_shape (C, H, W), as tile_lanes reads it."""
@@ -222,10 +232,7 @@ def conv_pool_bands(x, w_lanes, taps, bias, relu, plan, pool_plan, x_pad, in_pla
     says so (as two threads run them for a batch of one, ConvPoolKernel)."""
     mid = first_half(out.shape[2]) if pool_plan[HALVES] != 0 else out.shape[2]
     for s in range(x.shape[0]):
-        xin = x[s]
-        if not in_place:
-            pad_input(x[s], plan[PT], plan[PL], x_pad)
-            xin = x_pad
+        xin = stem_input(x[s], plan, x_pad, in_place)
         conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out[s], 0, mid)
         conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out[s], mid, out.shape[2])
 
@@ -253,6 +260,7 @@ class ConvPoolKernel(CpuKernel):
         self.w_lanes, self.bias_lanes = pack_lanes(conv.w2, conv.bias)
         in_shape, plan = conv.in_shapes[0], conv.conv_plan
         self.in_place = reads_in_place(in_shape, plan)
+        # the padded copy of a sample (stem_input); a stand-in, never read, where the conv reads in place
         self.x_pad = np.zeros((1, 1, 1) if self.in_place else (in_shape[0], *input_extent(plan)), np.float32)
         self.taps = lane_taps(in_shape[0], plan, in_shape if self.in_place else self.x_pad.shape)
         rows = (per_band - 1) * psh + pkh
@@ -287,10 +295,7 @@ class ConvPoolKernel(CpuKernel):
         if data.shape[0] == 1 and ctx.pair is not None and self.pool_plan[HALVES]:
             if self._second_band is None:
                 self._second_band = np.empty_like(self.band)
-            xin = data[0]
-            if not self.in_place:
-                pad_input(xin, plan[PT], plan[PL], self.x_pad)
-                xin = self.x_pad
+            xin = stem_input(data[0], plan, self.x_pad, self.in_place)
             ph = self.out_shape[1]
             mid = first_half(ph)
             ctx.pair.run_both(conv_pool_rows, (xin, *weights, self.band, out[0], 0, mid),

@@ -18,6 +18,10 @@ whole nets 0.94x dense and 0.96-0.97x gated (bench/README.md, fifteenth session)
 
 Each output value is the same sum, in the same order, whatever part of the plane it is
 computed in, so a conv gives the same bits alone, in a batch, and in two parts on two threads.
+
+`tile_lanes` is the same tile transposed, 16 output channels in the vector lanes x 6
+pixels, for a conv with few input channels that writes channels-last rows: SqueezeNet's
+stem, in conv_pool.py.
 """
 
 import numpy as np
