@@ -1,6 +1,5 @@
 """Session: prepares a validated model for a device once, then runs batches through it."""
 
-import copy
 import math
 import os
 import time
@@ -15,6 +14,7 @@ from .errors import InputError
 from .graph import analyze
 from .kernels.cpu import Act
 from .kernels.macs import model_dense_macs
+from .lean_steps import lean_program, run_lean
 from .pair_thread import PairThread
 from .passes import fold_batchnorm
 from .plan import Copy, build_plan
@@ -160,56 +160,43 @@ class Session:
 
     def _execute(self, plan, feeds, ctx, stats):
         """Run `feeds` (tensor -> Act on the host) through `plan`'s steps. Returns (output
-        name -> host array, per-layer stats or None). With ctx.pair (a batch of one at
-        n >= 2, no stats), a step that starts a pair of siblings (_siblings) runs on the
-        helper thread while the calling thread runs the next one."""
+        name -> host array, per-layer stats or None). A call wholly on the CPU without
+        stats runs the plan's lean program (lean_steps.py: there, with ctx.pair, a fire
+        module's expands run on two threads at once); this loop keeps the rest."""
+        if not stats and self._splittable:  # every step on the CPU, no copies
+            lean = getattr(plan, "lean", None)
+            if lean is None:
+                lean = plan.lean = lean_program(plan, self.input_names, self._outputs)
+            arrays = run_lean(lean, [feeds[t] for t in self.input_names], ctx)
+            return dict(zip(self.output_names, arrays)), None
         values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act
         layers = [] if stats else None
         buffers = {}  # concat tensor -> the buffer its producers write into
-        siblings = _siblings(plan) if ctx.pair is not None and not stats else ()
-        if siblings:  # the context a sibling runs in on the helper: without the pair
-            alone = copy.copy(ctx)
-            alone.pair = None
-        started = None  # (step, [its Act]) of a sibling running on the helper thread
-        try:
-            for i, step in enumerate(plan.steps):
-                if isinstance(step, Copy):
-                    act = values[step.tensor][step.src]
-                    values[step.tensor][step.dst] = step.dst.upload(step.src.download(act))
-                    continue
-                xs = [values[t][step.device] for t in step.inputs]
-                if stats:
-                    step.device.synchronize()
-                    start = time.perf_counter()
-                if step.into is not None:
-                    concat, first = step.into
-                    buf = buffers.get(concat)
-                    if buf is None:
-                        buf = buffers[concat] = plan.concat_kernels[concat].output_buffer(xs[0].data.shape[0])
-                    out = step.device.channel_window(buf, first, step.kernel.out_shape[0])
-                    if i in siblings:
-                        started = (step, _start_on_helper(ctx.pair, step.kernel, xs, alone, out))
-                        continue
-                    y = step.kernel.run(xs, ctx, out=out)
-                elif step.assemble:
-                    y = step.kernel.assemble(xs, buffers.pop(step.output))
-                else:
-                    y = step.kernel.run(xs, ctx)
-                if stats:
-                    step.device.synchronize()
-                    layers.append(self._layer_stats(step, xs, y, time.perf_counter() - start))
-                values[step.output] = {step.device: y}
-                drop = step.drop
-                if started is not None:  # the sibling's output, once the step after it is done
-                    ctx.pair.wait()
-                    values[started[0].output] = {started[0].device: started[1][0]}
-                    drop = [*started[0].drop, *drop]
-                    started = None
-                for t in drop:
-                    values.pop(t, None)
-        finally:  # the helper may still be writing into this call's buffers
-            if started is not None:
-                ctx.pair.wait()
+        for step in plan.steps:
+            if isinstance(step, Copy):
+                act = values[step.tensor][step.src]
+                values[step.tensor][step.dst] = step.dst.upload(step.src.download(act))
+                continue
+            xs = [values[t][step.device] for t in step.inputs]
+            if stats:
+                step.device.synchronize()
+                start = time.perf_counter()
+            if step.into is not None:
+                concat, first = step.into
+                buf = buffers.get(concat)
+                if buf is None:
+                    buf = buffers[concat] = plan.concat_kernels[concat].output_buffer(xs[0].data.shape[0])
+                y = step.kernel.run(xs, ctx, out=step.device.channel_window(buf, first, step.kernel.out_shape[0]))
+            elif step.assemble:
+                y = step.kernel.assemble(xs, buffers.pop(step.output))
+            else:
+                y = step.kernel.run(xs, ctx)
+            if stats:
+                step.device.synchronize()
+                layers.append(self._layer_stats(step, xs, y, time.perf_counter() - start))
+            values[step.output] = {step.device: y}
+            for t in step.drop:
+                values.pop(t, None)
         return {t: self._on_host(values[r]) for t, r in zip(self.output_names, self._outputs)}, layers
 
     @staticmethod
@@ -276,37 +263,6 @@ class Session:
         return LayerStats(node.name, node.op, seconds, np.asarray(executed, np.int64), int(dense),
                           c_in, live_in, c_out, active, node.op == "GatedConv2d",
                           y.live if node.op == "GatedConv2d" else None)
-
-
-def _siblings(plan):
-    """Indices of the steps that can run on the helper thread while the next step runs: two
-    CPU convs that read the same inputs and write into the same concat buffer (a fire
-    module's expands). Each keeps its bits: the first runs its GEMMs' parts one after the
-    other; the second hands its parts to the helper once the first is done, or, on
-    tiles, starts at once and the helper joins it then (ConvKernel.finish_parts). Found
-    once per plan."""
-    found = getattr(plan, "siblings", None)
-    if found is None:
-        steps = plan.steps
-        found = plan.siblings = frozenset(
-            i for i, (a, b) in enumerate(zip(steps, steps[1:]))
-            if not isinstance(a, Copy) and not isinstance(b, Copy) and a.device is CPU and b.device is CPU
-            and a.into is not None and b.into is not None and a.into[0] == b.into[0] and a.inputs == b.inputs
-            and hasattr(a.kernel, "use_workspace") and getattr(a.kernel, "groups", 0) == 1)
-    return found
-
-
-def _start_on_helper(pair, kernel, xs, alone, out):
-    """Start kernel.run(xs, alone, out=out) on pair's helper thread: `alone` has no pair, so
-    its GEMM parts run one after the other, and the kernel gets work buffers of its own
-    (made on first need: the session's shared ones are the calling thread's meanwhile).
-    Returns the list that will hold its Act."""
-    if not getattr(kernel, "own_workspace", False):
-        kernel.use_workspace(*(np.empty(size, np.float32) for size in kernel.workspace_sizes()))
-        kernel.own_workspace = True
-    result = []
-    pair.start(lambda: result.append(kernel.run(xs, alone, out=out)), ())
-    return result
 
 
 def _set_cuts(plan, on):

@@ -213,6 +213,30 @@ def test_fused_relu_and_concat_buffers_match_reference(gated, conv_path):
         assert_matches(out[name], expected[name])
 
 
+@pytest.mark.parametrize("gated, threshold", [(False, None), (True, None), (True, 0.3), (True, 0.7)])
+def test_lean_steps_give_the_general_loops_bits(gated, threshold):
+    """run() on the CPU at one thread takes the lean program (lean_steps.py); run_with_stats
+    the general loop: the same outputs, bit for bit, on concat buffers, gated convs, a pool
+    finishing its conv and several outputs, over calls with different images."""
+    b = models.GraphBuilder("lean", (4, 9, 9), seed=7)
+    g = {} if gated else None
+    squeeze = b.op("Relu", b.conv("input", 6, 1, gate=g, name="squeeze"), name="relu_s")
+    left = b.op("Relu", b.conv(squeeze, 5, 1, gate=g, name="e1"), name="relu_1")
+    right = b.op("Relu", b.conv(squeeze, 7, 3, padding=1, gate=g, name="e3"), name="relu_3")
+    cat = b.op("Concat", left, right, name="cat")
+    pooled = b.op("MaxPool2d", b.op("Relu", b.conv(cat, 8, 3, name="conv"), name="relu_c"), name="pool",
+                  kernel_size=(2, 2), stride=(2, 2))
+    model = b.build([pooled, right])
+    sess = pyprune.Session(model)
+    for seed in range(3):
+        x = images(model, 2, seed=seed)
+        lean = sess.run(x, threshold=threshold)
+        general, _ = sess.run_with_stats(x, threshold=threshold)
+        for name in ("pool", "relu_3"):
+            np.testing.assert_array_equal(lean[name], general[name])
+    assert sess._lanes[0].lean is not None  # the lean program ran
+
+
 @pytest.mark.parametrize("gated", [False, True])
 def test_max_pool_finishes_the_conv_it_alone_reads(gated, conv_path):
     """conv -> ReLU -> max pool: the pool adds the bias and applies the ReLU (padding and

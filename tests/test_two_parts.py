@@ -18,7 +18,7 @@ from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, SPLIT
 from pyprune.pair_thread import PairThread
 from pyprune.ops.conv import conv2d_reference
 from pyprune.reference import run_reference
-from pyprune.runtime import _siblings
+from pyprune.lean_steps import sibling_steps
 
 from .helpers import PATTERNS, assert_matches, live_act, make_kernel, mask
 from .kernels.cpu.test_conv import conv_weights, magnitude
@@ -140,7 +140,7 @@ def test_a_network_on_two_threads_gives_the_same_bits_alone_and_in_a_batch(monke
     alone = [sess.run(x[i:i + 1]) for i in range(4)]
     assert "finish_first" in calls and "conv_pool_rows" in calls
     expand1x1 = [step.kernel for step in sess._steps if step.node.name.endswith("expand1x1")]
-    assert len(_siblings(sess._lanes[0])) == 8 and all(k.own_workspace for k in expand1x1)
+    assert len(sibling_steps(sess._lanes[0].steps)) == 8 and all(k.own_workspace for k in expand1x1)
     calls.clear()
     whole = sess.run(x)
     assert len(sess._lanes) == 2 and not calls
