@@ -124,6 +124,66 @@ def max_pool(x, live, kh, kw, sh, sw, pt, pl, out):
                 edge_windows(src, out[s, ch], kh, kw, sh, sw, pt, pl, 0, ho, lo, hi)
 
 
+# max_pool_3x3s2 pays on rows of up to 27 outputs (0.72-0.89x max_pool); on rows of 55
+# (64 planes of 111 x 111) it took 1.13-1.23x, its extra copy then outweighing the loop
+# entries it saves.
+FLAT_POOL_MAX_WIDTH = 32
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def max_pool_3x3s2(x, live, pt, pl, out):
+    """3 x 3, stride 2 (SqueezeNet's, AlexNet's, ResNet's stem pool): separable as max_pool,
+    but each plane's horizontal pass is one loop over all its interior rows. The vertical
+    maxima go into rows of an even width, one column wider than the windows need, so
+    that output m of the flat loop reads tmp[2m .. 2m + 2] across row ends too; each
+    row's extra output is dropped as the rows are copied out. A loop of 13 or 27 outputs
+    per row spent most of its time entering and leaving the vector loop: 0.72-0.73x
+    max_pool's time on 256 planes of 27 x 27, 0.77-0.89x on 128 of 55 x 55, warm and
+    flushed (bench/README.md, seventeenth session; FLAT_POOL_MAX_WIDTH says where it
+    runs). x and out must be C-contiguous."""
+    n, c, h, w = x.shape
+    ho, wo = out.shape[2], out.shape[3]
+    lo, hi = valid_range(pl, 0, 2, w - 2, wo)
+    ylo, yhi = valid_range(pt, 0, 2, h - 2, ho)
+    rows, count = yhi - ylo, hi - lo
+    if count == 0:  # no interior column: the edge windows are every output
+        rows = 0
+    half = count + 1              # outputs per row of the flat loop, the last one dropped
+    width = 2 * half              # tmp's row stride; a row holds 2*count + 1 vertical maxima
+    tmp = np.empty(rows * width + 2, np.float32)
+    res = np.empty(rows * half, np.float32)
+    src_flat, dst_flat = x.reshape(x.size), out.reshape(out.size)
+    uw, uwo, uwidth, uhalf = np.uint64(w), np.uint64(wo), np.uint64(width), np.uint64(half)
+    first, ulo, ucount = np.uint64(2 * lo - pl), np.uint64(lo), np.uint64(count)
+    cols = np.uint64(2 * count + 1)
+    one, two = np.uint64(1), np.uint64(2)
+    for s in range(n):
+        for ch in range(c):
+            plane = np.uint64(s * c + ch)
+            o0, i0 = plane * np.uint64(ho * wo), plane * np.uint64(h * w)
+            if not live[s, ch]:
+                for k in range(ho * wo):
+                    dst_flat[o0 + np.uint64(k)] = 0.0
+                continue
+            for r in range(rows):
+                ra = i0 + np.uint64(2 * (ylo + r) - pt) * uw + first
+                rb = ra + uw
+                rc = rb + uw
+                t0 = np.uint64(r) * uwidth
+                for k in range(cols):
+                    tmp[t0 + k] = fmax(fmax(src_flat[ra + k], src_flat[rb + k]), src_flat[rc + k])
+            for m in range(np.uint64(rows * half)):
+                j = two * m
+                res[m] = fmax(fmax(tmp[j], tmp[j + one]), tmp[j + two])
+            for r in range(rows):
+                d = o0 + np.uint64(ylo + r) * uwo + ulo
+                e = np.uint64(r) * uhalf
+                for k in range(ucount):
+                    dst_flat[d + k] = res[e + k]
+            if ylo > 0 or yhi < ho or lo > 0 or hi < wo:
+                edge_windows(x[s, ch], out[s, ch], 3, 3, 2, 2, pt, pl, ylo, yhi, lo, hi)
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def max_pool_2x2s2(x, live, pt, pl, out):
     """2 x 2, stride 2 (LeNet/VGG-style nets): each interior output straight from its four
@@ -253,6 +313,8 @@ class PoolKernel(CpuKernel):
             avg_pool(x.data, live, kh, kw, sh, sw, pt, pl, pb, pr, a["count_include_pad"], out)
         elif (kh, kw, sh, sw) == (2, 2, 2, 2):
             max_pool_2x2s2(x.data, live, pt, pl, out)
+        elif (kh, kw, sh, sw) == (3, 3, 2, 2) and self.out_shape[2] <= FLAT_POOL_MAX_WIDTH:
+            max_pool_3x3s2(np.ascontiguousarray(x.data), live, pt, pl, out)
         else:
             max_pool(np.ascontiguousarray(x.data), live, kh, kw, sh, sw, pt, pl, out)
         if self.epilogue is not None:

@@ -2,7 +2,10 @@
 ceil_mode, count_include_pad, batch and live patterns."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
+
+from pyprune.kernels.cpu.pool import FLAT_POOL_MAX_WIDTH
 
 from pyprune.ops import OPS
 
@@ -47,6 +50,27 @@ def test_max_pool_2x2_stride_2_matches_reference(case, pad_top, pad_left):
     attrs = dict(kernel_size=(2, 2), stride=(2, 2), padding=(pad_top, pad_left, pad_top, pad_left),
                  ceil_mode=case["attrs"]["ceil_mode"])
     check_pool("MaxPool2d", {**case, "h": max(case["h"], 2), "w": max(case["w"], 2)}, attrs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pool_cases(), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2))
+def test_max_pool_3x3_stride_2_matches_reference(case, pad_top, pad_left, pad_bottom, pad_right):
+    """The 3 x 3 / 2 kernel: its flat horizontal pass over interior rows of any width, and
+    the padded, ceil-mode and too-small edges around them."""
+    attrs = dict(kernel_size=(3, 3), stride=(2, 2), padding=(pad_top, pad_left, pad_bottom, pad_right),
+                 ceil_mode=case["attrs"]["ceil_mode"])
+    h = max(case["h"] + 4 * (case["seed"] % 5), 3 - pad_top - pad_bottom, 1)
+    w = max(case["w"] + 4 * (case["seed"] % 7), 3 - pad_left - pad_right, 1)
+    check_pool("MaxPool2d", {**case, "h": h, "w": w}, attrs)
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_wide_3x3_stride_2_pools_take_the_general_kernel(ceil_mode):
+    """Rows wider than FLAT_POOL_MAX_WIDTH outputs go to max_pool, whose own 3-row fast path
+    then runs: it too against the reference."""
+    h, w = 70, 2 * FLAT_POOL_MAX_WIDTH + 9
+    case = dict(n=2, c=3, h=h, w=w, live="all", seed=11)
+    check_pool("MaxPool2d", case, dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 0, 1, 0), ceil_mode=ceil_mode))
 
 
 @settings(max_examples=200, deadline=None)
