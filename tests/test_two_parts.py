@@ -282,10 +282,10 @@ def test_a_failing_sibling_on_the_helper_raises_and_the_session_recovers(monkeyp
 
 
 def test_also_runs_after_a_job_still_running_and_never_after_one_that_ended(pair):
-    gate = threading.Event()
+    gate, claimed = threading.Event(), threading.Event()
     order = []
-    pair.start(lambda: (gate.wait(5), order.append("job")), ())
-    assert pair.busy()
+    pair.start(lambda: (claimed.set(), gate.wait(5), order.append("job")), ())
+    assert claimed.wait(5) and pair.busy()  # the helper has the job
     pair.also(order.append, ("also",))
     gate.set()
     pair.wait()
@@ -334,9 +334,43 @@ def test_a_tiled_conv_started_while_the_helper_is_busy_shares_its_pixels(monkeyp
         real(*args)
 
     monkeypatch.setattr(conv_module, "finish_first", counted)
-    pair.start(started.wait, (5,))  # the helper's own job ends once the conv has started
+    claimed = threading.Event()
+    pair.start(lambda: (claimed.set(), started.wait(5)), ())  # it ends once the conv has started
+    assert claimed.wait(5)  # the helper has its job
     two = kernel.convolve(x, None, pair=pair).copy()
     assert sorted(parts) == [0, 1] and not pair.busy()
     np.testing.assert_array_equal(two, one)
     expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"], a["dilation"], 1)
     assert_matches(two, expected, magnitude=magnitude(x.data, w, a))
+
+
+def test_a_job_the_helper_has_not_begun_runs_on_the_caller(monkeypatch, pair):
+    """A helper held up (here: never woken) leaves its job to wait(), which runs it on the
+    calling thread and drops what also() added; the pair works as before afterwards."""
+    from pyprune import pair_thread
+    ran = []
+    record = lambda tag: ran.append((tag, threading.current_thread().name))  # noqa: E731
+    monkeypatch.setattr(pair_thread, "_wake", lambda go: None)
+    pair.run_both(record, ("here",), ("there",))
+    pair.start(record, ("started",))
+    pair.also(record, ("also",))
+    pair.wait()
+    me = threading.current_thread().name
+    assert ran == [("here", me), ("there", me), ("started", me)] and not pair.busy()
+    monkeypatch.undo()
+    ran.clear()
+    pair.run_both(record, ("here",), ("there",))
+    assert sorted(tag for tag, _ in ran) == ["here", "there"]
+
+
+def test_many_quick_hand_overs_run_each_job_once(pair):
+    """Jobs that end before the helper wakes, and ones it claims: each runs exactly once,
+    before run_both returns, whichever thread claimed it."""
+    counts = np.zeros(2, np.int64)
+
+    def job(i):
+        counts[i] += 1
+
+    for n in range(3000):
+        pair.run_both(job, (0,), (1,))
+        assert counts[0] == counts[1] == n + 1
