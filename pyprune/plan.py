@@ -57,6 +57,7 @@ class Plan:
     placement: dict        # node name -> device name (a fused ReLU: its conv's)
     declined: dict         # node name -> why the chosen device left it to the CPU
     concat_kernels: dict   # concat tensor -> the kernel that owns its buffer
+    lean: tuple = None     # lean_steps.lean_program of these steps, made on a CPU-only plan's first call
 
 
 def place(info, device):

@@ -164,10 +164,9 @@ class Session:
         stats runs the plan's lean program (lean_steps.py: there, with ctx.pair, a fire
         module's expands run on two threads at once); this loop keeps the rest."""
         if not stats and self._splittable:  # every step on the CPU, no copies
-            lean = getattr(plan, "lean", None)
-            if lean is None:
-                lean = plan.lean = lean_program(plan, self.input_names, self._outputs)
-            arrays = run_lean(lean, [feeds[t] for t in self.input_names], ctx)
+            if plan.lean is None:
+                plan.lean = lean_program(plan, self.input_names, self._outputs)
+            arrays = run_lean(plan.lean, [feeds[t] for t in self.input_names], ctx)
             return dict(zip(self.output_names, arrays)), None
         values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act
         layers = [] if stats else None
