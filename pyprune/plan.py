@@ -57,7 +57,8 @@ class Plan:
     placement: dict        # node name -> device name (a fused ReLU: its conv's)
     declined: dict         # node name -> why the chosen device left it to the CPU
     concat_kernels: dict   # concat tensor -> the kernel that owns its buffer
-    lean: tuple = None     # lean_steps.lean_program of these steps, made on a CPU-only plan's first call
+    lean: tuple = None       # lean_steps.lean_program of these steps (fire modules fused), made on first need
+    lean_pair: tuple = None  # the same for calls with a helper thread (fire modules as steps, SIBLING)
 
 
 def place(info, device):
@@ -167,8 +168,9 @@ ALIAS_OPS = ("Dropout", "Flatten")
 
 def _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, into, assembled):
     """Let CPU gated convs, and concat buffers that gated convs write into, keep their
-    output buffer across calls when the caller can never see it: not a graph output, nor
-    reachable from one through ALIAS_OPS. (Dense convs write every row anyway.)"""
+    output buffer across calls when the caller can never see it (nor any part of it): not a
+    graph output, nor reachable from one through ALIAS_OPS. (Dense convs write every row
+    anyway.)"""
     seen, stack = set(), [resolve(t) for t in model.outputs]
     while stack:
         t = stack.pop()
@@ -184,8 +186,11 @@ def _reused_buffers(model, live_nodes, kernels, placement, resolve, producer, in
         if node.op == "GatedConv2d" and out not in into:
             kernels[node.name].reuse_output = kernels[node.name].track_zero_rows = True
         elif node.name in assembled:
-            writers = [producer[t] for t, (concat, _) in into.items() if concat == out]
-            if any(w.op == "GatedConv2d" for w in writers):
+            srcs = [t for t, (concat, _) in into.items() if concat == out]
+            writers = [producer[t] for t in srcs]
+            # A writer's output that the caller sees (a graph output, through a fused ReLU) is
+            # a view of this buffer: a new buffer per call then, or the next would overwrite it.
+            if any(w.op == "GatedConv2d" for w in writers) and not any(t in seen for t in srcs):
                 kernels[node.name].reuse_output = True
                 for w in writers:
                     kernels[w.name].track_zero_rows = w.op == "GatedConv2d"

@@ -237,6 +237,24 @@ def test_lean_steps_give_the_general_loops_bits(gated, threshold):
     assert sess._lanes[0].lean is not None  # the lean program ran
 
 
+def test_an_expand_the_caller_also_reads_keeps_its_own_array():
+    """An expand whose ReLU is a graph output as well as the concat's input does not write
+    into the (reused) concat buffer: an array a call returned keeps its values after the next
+    call."""
+    b = models.GraphBuilder("seen", (8, 10, 10), seed=5)
+    s = b.op("Relu", b.conv("input", 6, 1, gate={}, name="squeeze"), name="relu_s")
+    left = b.op("Relu", b.conv(s, 5, 1, gate={}, name="e1"), name="relu_1")
+    right = b.op("Relu", b.conv(s, 7, 3, padding=1, gate={}, name="e3"), name="relu_3")
+    cat = b.op("Concat", left, right, name="cat")
+    model = b.build([b.op("Relu", b.conv(cat, 4, 1, name="head"), name="out"), right])
+    sess = pyprune.Session(model)
+    first = sess.run(images(model, 1, seed=0))
+    kept = {name: a.copy() for name, a in first.items()}
+    sess.run(images(model, 1, seed=1))
+    for name in kept:
+        np.testing.assert_array_equal(first[name], kept[name])
+
+
 @pytest.mark.parametrize("gated", [False, True])
 def test_max_pool_finishes_the_conv_it_alone_reads(gated, conv_path):
     """conv -> ReLU -> max pool: the pool adds the bias and applies the ReLU (padding and
