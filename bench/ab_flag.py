@@ -9,6 +9,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py one_call_gate
     python bench/ab_flag.py banded
     python bench/ab_flag.py tiles
+    python bench/ab_flag.py fuse_fire_modules
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
@@ -16,9 +17,10 @@ one compiled call with sgemm from Numba, against the Python path around np.matmu
 `shared_workspace` (one set of work buffers for all convs of a session, against one per
 conv), `one_call_gate` (a gated conv's gate, cut and conv as one compiled call, against
 three calls with Python between) and `banded` (a dense conv and the max pool that alone
-reads it in bands of rows that stay in cache, against the conv and then the pool) and
+reads it in bands of rows that stay in cache, against the conv and then the pool),
 `tiles` (3 x 3 stride-1 convs on kernels/cpu/tile_gemm.py's register tiles, against
-im2col + sgemm). --block runs each session that many images in a row
+im2col + sgemm) and `fuse_fire_modules` (a fire module as one compiled call,
+kernels/cpu/fire.py, against its four steps). --block runs each session that many images in a row
 before switching: a switch about what stays in cache between calls needs the other
 session out of the way. Prints the median ms per image with the switch off and on, and
 on / off.
@@ -36,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pyprune  # noqa: E402
 from pyprune import models  # noqa: E402
 
-SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles")
+SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles",
+            "fuse_fire_modules")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -53,7 +56,9 @@ def nets():
 
 def session(model, switch, on):
     sess = pyprune.Session(model)
-    if not on:
+    if not on and switch == "fuse_fire_modules":
+        sess.fuse_fire_modules = False
+    elif not on:
         for step in sess._steps:
             if switch == "shared_workspace":
                 if hasattr(step.kernel, "use_workspace") and step.kernel.groups == 1:

@@ -19,8 +19,9 @@ def test_switches_exist_on_conv_kernels():
     import pyprune
     sess = pyprune.Session(models.squeezenet1_1(gated=True, image_size=32, num_classes=4))
     kernels = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"]
-    flags = [sw for sw in ab_flag.SWITCHES if sw not in ("shared_workspace", "banded")]
+    flags = [sw for sw in ab_flag.SWITCHES if sw not in ("shared_workspace", "banded", "fuse_fire_modules")]
     assert all(hasattr(k, sw) for k in kernels for sw in flags)
+    assert hasattr(sess, "fuse_fire_modules")  # a session's setting, not a kernel's
     # `banded` lives on the kernel that runs conv1 with pool1 (full-size SqueezeNet only).
     stem = pyprune.Session(models.squeezenet1_1(num_classes=4))
     assert hasattr(next(s.kernel for s in stem._steps if s.node.name == "conv1"), "banded")

@@ -10,11 +10,14 @@ per-device dictionaries, Copy checks and concat bookkeeping cost 2-4% of the run
 
 With a helper thread (a batch of one at two threads, pair_thread.py), a fire module's
 first expand runs on the helper while the calling thread runs the second (SIBLING).
+Without one, a fire module's four steps become one (kernels/cpu/fire.py, `fuse=True`).
 """
 
 import copy
 
 import numpy as np
+
+from .kernels.cpu.fire import FireKernel, fusable
 
 RUN, INTO, SIBLING, ASSEMBLE = range(4)
 
@@ -31,12 +34,13 @@ def sibling_steps(steps):
         and hasattr(a.kernel, "use_workspace") and getattr(a.kernel, "groups", 0) == 1)
 
 
-def lean_program(plan, input_names, output_tensors):
+def lean_program(plan, input_names, output_tensors, fuse):
     """For a plan whose steps all run on the CPU (no Copy steps): (instructions, slots,
     input slots, output slots). An instruction is (kind, the kernel, input slots, output
     slot, slots to free after it, extra): extra is (concat buffer's slot, first
     and end channel, the concat's kernel) for INTO and SIBLING, the buffer's slot for
-    ASSEMBLE."""
+    ASSEMBLE. fuse: run each fire module as one RUN of a FireKernel (fuse_fire_modules),
+    for calls without a helper thread; else keep its steps, and SIBLING, for calls with one."""
     slots = {}
 
     def slot(t):
@@ -55,7 +59,40 @@ def lean_program(plan, input_names, output_tensors):
             program.append((ASSEMBLE, step.kernel, ins, out, free, out))
         else:
             program.append((RUN, step.kernel, ins, out, free, None))
+    if fuse:
+        program = fuse_fire_modules(program)
     return tuple(program), len(slots), inputs, tuple(slot(t) for t in output_tensors)
+
+
+def fuse_fire_modules(program):
+    """program with each fire module's four instructions as one RUN of a FireKernel: a
+    conv (RUN) whose output only the next two read (their slots free it), both convs
+    writing into one concat buffer, the first at channel 0 and the second up to its end,
+    then that concat (ASSEMBLE) of exactly their two outputs."""
+    fused, i = [], 0
+    while i < len(program):
+        window = program[i:i + 4]
+        if len(window) == 4 and _is_fire_module(*window):
+            squeeze, a, b, concat = window
+            kernel = FireKernel(squeeze[1], a[1], b[1], a[5][3])
+            fused.append((RUN, kernel, squeeze[2], concat[3], tuple(dict.fromkeys(squeeze[4] + concat[4])), None))
+            i += 4
+        else:
+            fused.append(program[i])
+            i += 1
+    return fused
+
+
+def _is_fire_module(squeeze, a, b, concat):
+    kind, kernel, _, s_out, _, _ = squeeze
+    if kind != RUN or a[0] not in (INTO, SIBLING) or b[0] != INTO or concat[0] != ASSEMBLE:
+        return False
+    (buf, a_first, a_end, owner), (b_buf, b_first, b_end, _) = a[5], b[5]
+    return (a[2] == b[2] == (s_out,) and s_out in a[4] + b[4] and a[3] in concat[4] and b[3] in concat[4]
+            and concat[1] is owner
+            and buf == b_buf == concat[5] and concat[2] == (a[3], b[3])
+            and a_first == 0 and b_first == a_end and b_end == owner.out_shape[0]
+            and fusable(kernel, a[1], b[1]))
 
 
 def run_lean(program, feeds, ctx):

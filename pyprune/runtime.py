@@ -55,9 +55,14 @@ class Session:
     call at n >= 2 (at n = 1 not at all), so the results are bitwise the unsplit run's,
     and each sample's are what it gives alone. Set `split_batches` to False to run every
     batch whole on the calling thread alone.
+
+    A fire module (a conv whose output only two convs read, both writing into one concat)
+    runs as one compiled call (kernels/cpu/fire.py) wherever no helper thread runs its
+    expands; set `fuse_fire_modules` to False, before the first run, to run it as four steps.
     """
 
     split_batches = True
+    fuse_fire_modules = True
 
     def __init__(self, model, device="cpu"):
         self.model = model
@@ -162,11 +167,19 @@ class Session:
         """Run `feeds` (tensor -> Act on the host) through `plan`'s steps. Returns (output
         name -> host array, per-layer stats or None). A call wholly on the CPU without
         stats runs the plan's lean program (lean_steps.py: there, with ctx.pair, a fire
-        module's expands run on two threads at once); this loop keeps the rest."""
+        module's expands run on two threads at once, and without, the module runs as one
+        compiled call); this loop keeps the rest."""
         if not stats and self._splittable:  # every step on the CPU, no copies
-            if plan.lean is None:
-                plan.lean = lean_program(plan, self.input_names, self._outputs)
-            arrays = run_lean(plan.lean, [feeds[t] for t in self.input_names], ctx)
+            paired = ctx.pair is not None
+            program = plan.lean_pair if paired else plan.lean
+            if program is None:
+                program = lean_program(plan, self.input_names, self._outputs,
+                                       fuse=not paired and self.fuse_fire_modules)
+                if paired:
+                    plan.lean_pair = program
+                else:
+                    plan.lean = program
+            arrays = run_lean(program, [feeds[t] for t in self.input_names], ctx)
             return dict(zip(self.output_names, arrays)), None
         values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act
         layers = [] if stats else None

@@ -204,12 +204,18 @@ class ConvKernel(CpuKernel):
         if out is None:
             out = self.output_array(x.data.shape[0])
         buffer = out if out.base is None else out.base
-        written = self._written
-        if not self.track_zero_rows or self._written_in is not buffer or len(written) != len(out):
-            written = self.ones(len(out), self.out_shape[0])
+        written = self.written_rows(buffer, len(out))
         one_call = (self.groups == 1 and self.blas_in_numba and buffer.flags.c_contiguous
                     and x.data.flags.c_contiguous)
         return out, buffer, written, one_call
+
+    def written_rows(self, buffer, n):
+        """The (N, C_out) rows of this conv's channels in `buffer` that the last call may have
+        left non-zero: every row, unless track_zero_rows knows better (end_call)."""
+        written = self._written
+        if not self.track_zero_rows or self._written_in is not buffer or len(written) != n:
+            written = self.ones(n, self.out_shape[0])
+        return written
 
     def in_parts(self, n, pair):
         """Whether a call on n samples runs as prepare_first and finish_parts, given `pair`."""

@@ -1,0 +1,143 @@
+"""A fire module (squeeze conv, then two expand convs that write side by side into their
+concat's buffer) as one compiled call: lean_steps.py puts a FireKernel in place of the
+module's four steps where the plan has them (SqueezeNet's eight fire modules).
+
+Why: between two layers, the interpreter's objects, each kernel's attributes and Numba's
+dispatch of a conv's 18 arguments come back from L3 after a big layer has passed through
+the cache. In SqueezeNet gated at 25% on the AMD host, 17-19% of a run was outside the
+compiled calls (bench/README.md, seventeenth and eighteenth sessions); one call for four
+steps leaves one Python call and one dispatch where there were four. The convs run the
+same compiled code in the same order as their own steps would (gemm_conv, and the gate's
+decide_active), so the results are those steps' bits.
+
+A call with a calibration hook (the hook needs each gate's logits), or where a conv
+cannot run as one compiled call (conv.py: NumPy's BLAS not callable from Numba, a
+grouped conv), runs the four steps as they are, one after the other.
+"""
+
+import numpy as np
+from numba import njit
+
+from ...ops.conv import gate_cut
+from .base import Act, c_contiguous
+from .conv import ConvKernel
+from .conv_gemm import gemm_conv
+from .gated_conv import GatedConvKernel, decide_active
+
+NO_GATE_PLAN = np.zeros(0, np.int64)  # the gate arguments of a conv without a gate
+NO_GATE_PARAMS = np.zeros(0, np.float32)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf,
+          y_buf, buffer, out, written):
+    """One conv of the module: its gate's decisions into `active` where it has a gate (else
+    `active` is all true already), then gemm_conv, as gated_gemm_conv or conv.py run it."""
+    if gate_plan.shape[0] != 0:
+        decide_active(x, live, gate_plan, gate_params, cut, active)
+    gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+              written)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def fire_call(x, live,
+              s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan, s_index, s_cols, s_w, s_y,
+              s_out, s_written,
+              a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan, a_index, a_cols, a_w, a_y,
+              a_written,
+              b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias, b_plan, b_index, b_cols, b_w, b_y,
+              b_written,
+              concat, concat_live):
+    """The squeeze (s_*) on x into s_out, then the expands (a_*, b_*) on s_out into the
+    channels of `concat` (N, C_a + C_b, Ho, Wo), the first's then the second's, and their
+    active masks side by side into concat_live (N, C_a + C_b). Each conv's arguments are
+    those of _conv; a mask of a conv without a gate is all true."""
+    _conv(x, live, s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan, s_index, s_cols, s_w,
+          s_y, s_out, s_out, s_written)
+    ca = a_active.shape[1]
+    _conv(s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan, a_index,
+          a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
+    _conv(s_out, s_active, b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias, b_plan, b_index,
+          b_cols, b_w, b_y, concat, concat[:, ca:], b_written)
+    concat_live[:, :ca] = a_active
+    concat_live[:, ca:] = b_active
+
+
+def fusable(squeeze, expand_a, expand_b):
+    """Whether three conv kernels can make a FireKernel: each a groups == 1 conv of conv.py
+    or gated_conv.py (not a conv with its pool, ConvPoolKernel)."""
+    return all(type(k) in (ConvKernel, GatedConvKernel) and k.groups == 1 for k in (squeeze, expand_a, expand_b))
+
+
+class FireKernel:
+    """squeeze -> (expand_a, expand_b) -> concat, where the plan has the expands write into
+    the concat's buffer (`concat` owns it) and nothing else reads the squeeze's output or
+    the expands'. run() takes the squeeze's input and returns the concat's output.
+
+    run() is lean on purpose: it runs once per module per image, after a big layer has
+    pushed the interpreter's working set out of cache, and its Python took about 20 us
+    warm as first written (begin_call, threshold_for and the masks per conv; `python
+    .exp/fire_py.py fire2 fire6 fire9`)."""
+
+    def __init__(self, squeeze, expand_a, expand_b, concat):
+        self.convs = (squeeze, expand_a, expand_b)
+        self.concat = concat
+        self.name = f"{squeeze.name}+{expand_a.name}+{expand_b.name}+{concat.name}"
+        self.split = expand_a.out_shape[0]  # the first channel of expand_b in the concat
+        self.gated = tuple(isinstance(k, GatedConvKernel) for k in self.convs)
+        self.gates = tuple((k.gate_plan, k.gate_params) if g else (NO_GATE_PLAN, NO_GATE_PARAMS)
+                           for k, g in zip(self.convs, self.gated))
+        self.file_cuts = tuple(k.file_cut if g else 0.0 for k, g in zip(self.convs, self.gated))
+
+    def run(self, xs, ctx):
+        x = xs[0]
+        data = x.data
+        squeeze, expand_a, expand_b = self.convs
+        if ctx.gate_hook is not None or not (data.flags.c_contiguous and self._one_call()):
+            return self._in_steps(c_contiguous(x), ctx)
+        n = data.shape[0]
+        buffer = self.concat.output_buffer(n)
+        s_out = squeeze.output_array(n)
+        s_active, a_active, b_active = self._active(squeeze, 0, n), self._active(expand_a, 1, n), \
+            self._active(expand_b, 2, n)
+        y = Act(s_out, s_active if self.gated[0] else None)  # the expands' input, for gemm_args
+        s_cut, a_cut, b_cut = self.file_cuts if not ctx.thresholds and ctx.default is None else self._cuts(ctx)
+        (s_gate, s_params), (a_gate, a_params), (b_gate, b_params) = self.gates
+        live = np.empty((n, buffer.shape[1]), np.bool_)
+        fire_call(data, squeeze.live_of(x),
+                  s_gate, s_params, s_cut, s_active, *squeeze.gemm_args(x), s_out, squeeze.written_rows(s_out, n),
+                  a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), expand_a.written_rows(buffer, n),
+                  b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), expand_b.written_rows(buffer, n),
+                  buffer, live)
+        squeeze.end_call(n, s_active, s_out)
+        expand_a.end_call(n, a_active, buffer)
+        expand_b.end_call(n, b_active, buffer)
+        return Act(buffer, live if self.gated[1] or self.gated[2] else None)
+
+    def _one_call(self):
+        """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a
+        gated conv's one_call_gate; ab_flag and the tests turn these off)."""
+        return all(k.blas_in_numba and (not g or k.one_call_gate) for k, g in zip(self.convs, self.gated))
+
+    def _active(self, kernel, i, n):
+        """The mask conv i's call writes its decisions into; all true for a conv without a gate."""
+        if self.gated[i]:
+            return np.empty((n, kernel.out_shape[0]), np.bool_)
+        return kernel.ones(n, kernel.out_shape[0])
+
+    def _cuts(self, ctx):
+        """Each conv's cut for this call's thresholds."""
+        cuts = []
+        for k, g, file_cut in zip(self.convs, self.gated, self.file_cuts):
+            t = ctx.threshold_for(k.name, None) if g else None
+            cuts.append(file_cut if t is None else gate_cut(t))
+        return cuts
+
+    def _in_steps(self, x, ctx):
+        """The module's four steps, as lean_steps.py runs them (INTO, INTO, ASSEMBLE)."""
+        squeeze, expand_a, expand_b = self.convs
+        buffer = self.concat.output_buffer(x.data.shape[0])
+        y = squeeze.run([x], ctx)
+        a = expand_a.run([y], ctx, out=buffer[:, :self.split])
+        b = expand_b.run([y], ctx, out=buffer[:, self.split:])
+        return self.concat.assemble([a, b], buffer)

@@ -1,0 +1,124 @@
+"""A fire module (squeeze, two expands into one concat buffer, the concat) as one compiled
+call (kernels/cpu/fire.py, lean_steps.fuse_fire_modules): the bits of its four steps run
+one by one, with and without gates, thresholds and batches; the steps themselves where it
+cannot run (a calibration hook, a conv path without sgemm in Numba, a helper thread)."""
+
+import numpy as np
+import pytest
+
+import pyprune
+from pyprune import models
+from pyprune.kernels.cpu import fire
+from pyprune.kernels.cpu.fire import FireKernel
+from pyprune.lean_steps import SIBLING
+from pyprune.reference import run_reference
+
+from .helpers import assert_matches
+
+
+def fire_net(gate_squeeze, gate_expands, seed=3):
+    """Two fire modules in a row, then a conv that reads the second's concat (so that
+    neither concat reaches the caller), and its ReLU."""
+    b = models.GraphBuilder("fires", (8, 10, 10), seed=seed)
+    gs, ge = ({} if gate_squeeze else None), ({} if gate_expands else None)
+    x = "input"
+    for i in (1, 2):
+        s = b.op("Relu", b.conv(x, 6, 1, gate=gs, name=f"f{i}/squeeze"), name=f"f{i}/relu_s")
+        left = b.op("Relu", b.conv(s, 5, 1, gate=ge, name=f"f{i}/e1"), name=f"f{i}/relu_1")
+        right = b.op("Relu", b.conv(s, 7, 3, padding=1, gate=ge, name=f"f{i}/e3"), name=f"f{i}/relu_3")
+        x = b.op("Concat", left, right, name=f"f{i}/concat")
+    return b.build([b.op("Relu", b.conv(x, 4, 1, name="head"), name="out")])
+
+
+def images(n, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, 8, 10, 10)) * rng.uniform(0.2, 2.0, (n, 1, 1, 1))).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread unless a test says otherwise: at two, a batch of one runs the steps."""
+    before = pyprune.get_num_threads()
+    pyprune.set_num_threads(1)
+    yield
+    pyprune.set_num_threads(before)
+
+
+@pytest.fixture
+def fire_calls(monkeypatch):
+    """Counts the fused calls that run."""
+    count = [0]
+    real = fire.fire_call
+
+    def counted(*args):
+        count[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(fire, "fire_call", counted)
+    return count
+
+
+@pytest.mark.parametrize("gate_squeeze, gate_expands", [(True, True), (False, False), (True, False), (False, True)])
+def test_a_fire_module_in_one_call_gives_its_steps_bits(gate_squeeze, gate_expands, conv_path, fire_calls):
+    model = fire_net(gate_squeeze, gate_expands)
+    sess = pyprune.Session(model)
+    calls = 0
+    for seed, n, threshold in ((0, 1, None), (1, 1, 0.3), (2, 3, None), (3, 1, {"f2/e3": 0.8} if gate_expands else 0.7),
+                               (0, 1, None)):
+        x = images(n, seed)
+        if not gate_squeeze and not gate_expands:
+            threshold = None
+        y = sess.run(x, threshold=threshold)
+        steps, _ = sess.run_with_stats(x, threshold=threshold)  # the general loop, step by step
+        np.testing.assert_array_equal(y, steps)
+        if not isinstance(threshold, dict):  # the reference takes one threshold for every gate
+            assert_matches(y, run_reference(model, {"input": x}, threshold)[0]["out"])
+        calls += 2
+    program = sess._lanes[0].lean[0]
+    assert sum(isinstance(step[1], FireKernel) for step in program) == 2
+    assert fire_calls[0] == (calls if conv_path == "numba" else 0)  # the Python path runs the steps
+
+
+def test_a_calibration_hook_sees_each_gate_of_a_fused_module(fire_calls):
+    model = fire_net(True, True)
+    sess = pyprune.Session(model)
+    sess.run(images(1, 0))
+    seen = []
+
+    def hook(name, z, bias):
+        seen.append(name)
+        return z
+
+    before = fire_calls[0]
+    sess._run(images(2, 1), None, stats=False, gate_hook=hook)
+    assert seen == [f"f{i}/{c}" for i in (1, 2) for c in ("squeeze", "e1", "e3")]
+    assert fire_calls[0] == before
+
+
+def test_two_threads_keep_the_expands_as_siblings():
+    """A batch of one at two threads runs the expands on both threads (SIBLING), so its
+    program keeps the module's steps; one thread's program fuses them."""
+    model = fire_net(True, True)
+    sess = pyprune.Session(model)
+    x = images(1, 4)
+    try:
+        pyprune.set_num_threads(2)
+        paired = sess.run(x)
+    finally:
+        pyprune.set_num_threads(1)
+    alone = sess.run(x)
+    plan = sess._lanes[0]
+    assert any(step[0] == SIBLING for step in plan.lean_pair[0])
+    assert not any(isinstance(step[1], FireKernel) for step in plan.lean_pair[0])
+    assert any(isinstance(step[1], FireKernel) for step in plan.lean[0])
+    np.testing.assert_array_equal(paired, alone)  # nothing here is big enough to be cut in parts
+
+
+def test_a_session_can_run_fire_modules_as_steps(fire_calls):
+    model = fire_net(True, True)
+    fused, steps = pyprune.Session(model), pyprune.Session(model)
+    steps.fuse_fire_modules = False
+    x = images(1, 5)
+    np.testing.assert_array_equal(steps.run(x), fused.run(x))
+    assert fire_calls[0] == 2  # one per module, all in the fused session
+    assert not any(isinstance(step[1], FireKernel) for step in steps._lanes[0].lean[0])
