@@ -26,7 +26,7 @@ from ... import config
 from .base import Act, CpuKernel
 from .conv_gemm import DH, DW, HO, KH, KW, PL, PT, SH, SW, WO
 from .pool import fmax
-from .llvm_vectors import transpose8
+from .llvm_vectors import move_floats, transpose8
 from .tile_gemm import COLS, ROWS, tile_lanes
 from .window import valid_range
 
@@ -151,14 +151,20 @@ def pool_rows(band, wo, cp, pool_plan, p0, p1, out, vert, horiz):
 def channels_first(src, cp, co, n, dst, at, plane):
     """dst[at + c*plane + j] = src[j*cp + c] for c < co, j < n: a channels-last row back to
     channels first, in 8 x 8 blocks transposed in registers (a scalar loop took 95 µs of
-    conv1's pool, the blocks about 20)."""
-    c8, n8 = co - co % 8, n - n % 8
-    for c0 in range(0, c8, 8):
-        for j0 in range(0, n8, 8):
+    conv1's pool, the blocks about 20). Where co or n is not a multiple of 8, the last
+    block along it overlaps the one before and writes some values twice (the same ones):
+    a scalar loop over SqueezeNet's 7 pixels past 48 took as long as the 48 (conv1's 55
+    pool rows: 90 against 43 µs, `python .exp/stem_parts2.py`)."""
+    if co < 8 or n < 8:
+        for c in range(co):
+            for j in range(n):
+                dst[at + c * plane + j] = src[j * cp + c]
+        return
+    for cb in range(0, co, 8):
+        c0 = min(cb, co - 8)
+        for jb in range(0, n, 8):
+            j0 = min(jb, n - 8)
             transpose8(src, j0 * cp + c0, cp, dst, at + c0 * plane + j0, plane)
-    for c in range(co):
-        for j in range(n8 if c < c8 else 0, n):
-            dst[at + c * plane + j] = src[j * cp + c]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -211,9 +217,7 @@ def conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out, p
         lo, hi = p0 * psh, (p1 - 1) * psh + pkh  # conv rows this band's pool rows read
         keep = max(0, held_hi - lo)
         if keep > 0:  # the overlap: move those rows to the front
-            first = (lo - held_lo) * row
-            for j in range(keep * row):
-                band[j] = band[first + j]
+            move_floats(band, 0, (lo - held_lo) * row, keep * row)
         conv_rows(xin, w_lanes, taps, bias, relu, sh, sw, wo, lo + keep, hi, band, keep * row)
         pool_rows(band, wo, cp, pool_plan, p0, p1, out, vert, horiz)
         held_lo, held_hi = lo, hi

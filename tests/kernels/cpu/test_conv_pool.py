@@ -84,7 +84,8 @@ def test_banded_conv_pool_matches_reference(case, monkeypatch, conv_path):
 @given(co=st.integers(1, 40), extra=st.integers(0, 9), n=st.integers(1, 40), at=st.integers(0, 9),
        gap=st.integers(0, 9), seed=st.integers(0, 2**31))
 def test_channels_first_is_a_transpose_that_writes_nothing_else(co, extra, n, at, gap, seed):
-    """The pool's way back to channels first: 8 x 8 blocks in registers and scalar edges,
+    """The pool's way back to channels first: 8 x 8 blocks in registers (the last along a
+    side that is not a multiple of 8 overlapping the one before; scalar below 8),
     any channel count, padded rows and row length, into planes at any offset and stride."""
     cp, plane = co + extra, n + gap
     src = np.random.default_rng(seed).normal(size=n * cp).astype(np.float32)
