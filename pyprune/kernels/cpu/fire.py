@@ -116,8 +116,13 @@ class FireKernel:
 
     def _one_call(self):
         """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a
-        gated conv's one_call_gate; ab_flag and the tests turn these off)."""
-        return all(k.blas_in_numba and (not g or k.one_call_gate) for k, g in zip(self.convs, self.gated))
+        gated conv's one_call_gate; ab_flag and the tests turn these off). Spelt out: a
+        generator over the three took 0.8 against 0.34 us warm."""
+        squeeze, expand_a, expand_b = self.convs
+        gs, ga, gb = self.gated
+        return (squeeze.blas_in_numba and expand_a.blas_in_numba and expand_b.blas_in_numba
+                and (not gs or squeeze.one_call_gate) and (not ga or expand_a.one_call_gate)
+                and (not gb or expand_b.one_call_gate))
 
     def _active(self, kernel, i, n):
         """The mask conv i's call writes its decisions into; all true for a conv without a gate."""
