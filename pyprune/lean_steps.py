@@ -84,6 +84,7 @@ def fuse_fire_modules(program):
 
 
 def _is_fire_module(squeeze, a, b, concat):
+    """Whether four instructions are a fire module as fuse_fire_modules takes it."""
     kind, kernel, _, s_out, _, _ = squeeze
     if kind != RUN or a[0] not in (INTO, SIBLING) or b[0] != INTO or concat[0] != ASSEMBLE:
         return False

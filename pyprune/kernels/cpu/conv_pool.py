@@ -154,7 +154,7 @@ def channels_first(src, cp, co, n, dst, at, plane):
     conv1's pool, the blocks about 20). Where co or n is not a multiple of 8, the last
     block along it overlaps the one before and writes some values twice (the same ones):
     a scalar loop over SqueezeNet's 7 pixels past 48 took as long as the 48 (conv1's 55
-    pool rows: 90 against 43 µs, `python .exp/stem_parts2.py`)."""
+    pool rows: 90 against 43 µs; bench/README.md, eighteenth session)."""
     if co < 8 or n < 8:
         for c in range(co):
             for j in range(n):

@@ -76,8 +76,8 @@ class FireKernel:
 
     run() is lean on purpose: it runs once per module per image, after a big layer has
     pushed the interpreter's working set out of cache, and its Python took about 20 us
-    warm as first written (begin_call, threshold_for and the masks per conv; `python
-    .exp/fire_py.py fire2 fire6 fire9`)."""
+    warm as first written (begin_call, threshold_for and the masks per conv), 9-12 us now
+    (bench/README.md, eighteenth session)."""
 
     def __init__(self, squeeze, expand_a, expand_b, concat):
         self.convs = (squeeze, expand_a, expand_b)
