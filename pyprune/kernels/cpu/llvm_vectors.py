@@ -1,7 +1,8 @@
 """LLVM IR pieces shared by the CPU kernels written as Numba intrinsics (tile_gemm.py,
 conv_pool.py): vector types, splats, unaligned 16-float loads, stores with an optional
-ReLU, an 8 x 8 transpose, a prefetch and a move within an array. Numba would not keep a register tile or a
-transpose's shuffles from plain Python loops, so these kernels spell the vector code out."""
+ReLU, an 8 x 8 transpose, a prefetch and a move within an array. Numba would not keep a
+register tile or a transpose's shuffles from plain Python loops, so these kernels spell
+the vector code out."""
 
 from llvmlite import ir
 from numba import types
