@@ -15,6 +15,7 @@ from .graph import analyze
 from .kernels.cpu import Act
 from .kernels.macs import model_dense_macs
 from .lean_steps import lean_program, run_lean
+from .ops.conv import gate_cut
 from .pair_thread import PairThread
 from .passes import fold_batchnorm
 from .plan import Copy, build_plan
@@ -31,6 +32,12 @@ class RunContext:
     def threshold_for(self, node_name, file_value):
         t = self.thresholds.get(node_name, self.default)
         return file_value if t is None else t
+
+    def cut_for(self, node_name, file_cut):
+        """The logit cut a gated conv compares with in this call: file_cut (its file's
+        threshold, as gate_cut gives it) unless this call sets a threshold for it."""
+        t = self.threshold_for(node_name, None)
+        return file_cut if t is None else gate_cut(t)
 
 
 class Session:

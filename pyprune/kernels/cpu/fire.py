@@ -18,7 +18,6 @@ grouped conv), runs the four steps as they are, one after the other.
 import numpy as np
 from numba import njit
 
-from ...ops.conv import gate_cut
 from .base import Act, c_contiguous
 from .conv import ConvKernel
 from .conv_gemm import gemm_conv
@@ -131,12 +130,8 @@ class FireKernel:
         return kernel.ones(n, kernel.out_shape[0])
 
     def _cuts(self, ctx):
-        """Each conv's cut for this call's thresholds."""
-        cuts = []
-        for k, g, file_cut in zip(self.convs, self.gated, self.file_cuts):
-            t = ctx.threshold_for(k.name, None) if g else None
-            cuts.append(file_cut if t is None else gate_cut(t))
-        return cuts
+        """Each conv's cut for this call's thresholds (0 for a conv without a gate)."""
+        return [ctx.cut_for(k.name, cut) if g else 0.0 for k, g, cut in zip(self.convs, self.gated, self.file_cuts)]
 
     def _in_steps(self, x, ctx):
         """The module's four steps, as lean_steps.py runs them (INTO, INTO, ASSEMBLE)."""

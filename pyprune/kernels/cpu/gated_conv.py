@@ -138,10 +138,9 @@ class GatedConvKernel(ConvKernel):
         if ctx.gate_hook is None and self.one_call_gate:
             out, buffer, written, one_call = self.begin_call(x, out)
             if one_call:
-                t = ctx.threshold_for(self.name, None)
                 active = np.empty((n, self.out_shape[0]), np.bool_)
                 args = (x.data, self.live_of(x), self.gate_plan, self.gate_params,
-                        self.file_cut if t is None else gate_cut(t), active, *self.gemm_args(x), buffer, out, written)
+                        ctx.cut_for(self.name, self.file_cut), active, *self.gemm_args(x), buffer, out, written)
                 if self.in_parts(n, ctx.pair):
                     self.finish_parts(x, gated_prepare_first(*args), buffer, out, written, ctx.pair)
                 else:
@@ -151,8 +150,7 @@ class GatedConvKernel(ConvKernel):
         z = gate_logits(x.data, self.live_of(x), self.gate_plan, self.gate_params)
         if ctx.gate_hook is not None:  # calibration: the hook may move this gate's bias
             z = ctx.gate_hook(self.name, z, self.gate_bias)
-        t = ctx.threshold_for(self.name, None)
-        groups_on = z > (self.file_cut if t is None else gate_cut(t))
+        groups_on = z > ctx.cut_for(self.name, self.file_cut)
         active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
         return Act(self.convolve(x, active, out, ctx.pair), active)
 

@@ -37,8 +37,7 @@ class GatedConvKernel(ConvKernel):
         n, co = x.data.shape[0], self.out_shape[0]
         feats = self.buffer("feats", (n, self.c_in), np.float64)
         launch_global_pool(self, x.data, self.live_or_ones(x), self.use_max, feats)
-        t = ctx.threshold_for(self.name, None)
-        cut = self.file_cut if t is None else gate_cut(t)
+        cut = ctx.cut_for(self.name, self.file_cut)
         hidden = self.buffer("hidden", (n, max(self.hidden, 1)), np.float64)
         mask = self.buffer("mask", (n, co), np.bool_)
         order, n_act = self.buffer("order", (n, co), np.int32), self.buffer("n_act", (n,), np.int32)
