@@ -42,12 +42,11 @@ SPLIT_MIN_MACS = 100_000_000
 # With two or more threads, a sample's conv GEMM of at least this many executed MACs runs
 # as two parts (cut by columns, or by rows on planes under 512 pixels;
 # kernels/cpu/conv_gemm.parts_of): at once on two threads for a batch of one, one after
-# the other in a bigger batch's chunks, so that a sample's bits are the same in both. On
-# the AMD host (two locked threads handing over in about 17 us; medians of 15 interleaved
-# rounds, when the second core was free) the two parts took 0.62-0.67x the time of the
-# whole GEMM at 27-86 M MACs, 0.75x at 6.2 M, 0.87-0.93x at 3.0-3.5 M and 1.1-1.8x below
-# 1 M; one after the other they took 1.00-1.05x at 6-86 M MACs.
-SPLIT_GEMM_MACS = 4_000_000
+# the other in a bigger batch's chunks, so that a sample's bits are the same in both. The
+# helper thread takes a part in about 0.1 us (pair_thread.py); on the AMD host at 2
+# threads, batch 1, a prototype cutting every conv from 0.3 M MACs took 0.89-0.95x the
+# time of one cutting from 4 M (bench/README.md, nineteenth session).
+SPLIT_GEMM_MACS = 300_000
 
 # 3 x 3 convs of stride 1 and padding 1 (SqueezeNet's expand3x3) run on
 # kernels/cpu/tile_gemm.py's register tiles instead of im2col + sgemm, read when a kernel

@@ -8,53 +8,36 @@ In SqueezeNet gated at 25% (40 steps, 3.7 ms on the AMD host) the general loop's
 per-device dictionaries, Copy checks and concat bookkeeping cost 2-4% of the run
 (bench/README.md, seventeenth session); here a step is one tuple, its tensors list slots.
 
-With a helper thread (a batch of one at two threads, pair_thread.py), a fire module's
-first expand runs on the helper while the calling thread runs the second (SIBLING).
-Without one, a fire module's four steps become one (kernels/cpu/fire.py, `fuse=True`).
+Without a helper thread, a fire module's four steps become one (kernels/cpu/fire.py,
+`fuse=True`). With one (a batch of one at two threads, pair_thread.py) they stay steps,
+each conv cut in two parts that both threads run at once.
 """
-
-import copy
-
-import numpy as np
 
 from .kernels.cpu.fire import FireKernel, fusable
 
-RUN, INTO, SIBLING, ASSEMBLE = range(4)
-
-
-def sibling_steps(steps):
-    """Indices of the steps that can run on the helper thread while the next step runs: two
-    convs that read the same inputs and write into the same concat buffer (a fire
-    module's expands). Each keeps its bits: the first runs its GEMMs' parts one after the
-    other; the second hands its parts to the helper once the first is done, or, on
-    tiles, starts at once and the helper joins it then (ConvKernel.finish_parts)."""
-    return frozenset(
-        i for i, (a, b) in enumerate(zip(steps, steps[1:]))
-        if a.into is not None and b.into is not None and a.into[0] == b.into[0] and a.inputs == b.inputs
-        and hasattr(a.kernel, "use_workspace") and getattr(a.kernel, "groups", 0) == 1)
+RUN, INTO, ASSEMBLE = range(3)
 
 
 def lean_program(plan, input_names, output_tensors, fuse):
     """For a plan whose steps all run on the CPU (no Copy steps): (instructions, slots,
     input slots, output slots). An instruction is (kind, the kernel, input slots, output
     slot, slots to free after it, extra): extra is (concat buffer's slot, first
-    and end channel, the concat's kernel) for INTO and SIBLING, the buffer's slot for
-    ASSEMBLE. fuse: run each fire module as one RUN of a FireKernel (fuse_fire_modules),
-    for calls without a helper thread; else keep its steps, and SIBLING, for calls with one."""
+    and end channel, the concat's kernel) for INTO, the buffer's slot for ASSEMBLE. fuse:
+    run each fire module as one RUN of a FireKernel (fuse_fire_modules), for calls without
+    a helper thread; else keep its steps, for calls with one."""
     slots = {}
 
     def slot(t):
         return slots.setdefault(t, len(slots))
 
     inputs = tuple(slot(t) for t in input_names)
-    siblings = sibling_steps(plan.steps)
     program = []
-    for i, step in enumerate(plan.steps):
+    for step in plan.steps:
         ins, out, free = tuple(slot(t) for t in step.inputs), slot(step.output), tuple(slot(t) for t in step.drop)
         if step.into is not None:
             concat, first = step.into
             extra = (slot(concat), first, first + step.kernel.out_shape[0], plan.concat_kernels[concat])
-            program.append((SIBLING if i in siblings else INTO, step.kernel, ins, out, free, extra))
+            program.append((INTO, step.kernel, ins, out, free, extra))
         elif step.assemble:
             program.append((ASSEMBLE, step.kernel, ins, out, free, out))
         else:
@@ -86,7 +69,7 @@ def fuse_fire_modules(program):
 def _is_fire_module(squeeze, a, b, concat):
     """Whether four instructions are a fire module as fuse_fire_modules takes it."""
     kind, kernel, _, s_out, _, _ = squeeze
-    if kind != RUN or a[0] not in (INTO, SIBLING) or b[0] != INTO or concat[0] != ASSEMBLE:
+    if kind != RUN or a[0] != INTO or b[0] != INTO or concat[0] != ASSEMBLE:
         return False
     (buf, a_first, a_end, owner), (b_buf, b_first, b_end, _) = a[5], b[5]
     return (a[2] == b[2] == (s_out,) and s_out in a[4] + b[4] and a[3] in concat[4] and b[3] in concat[4]
@@ -98,56 +81,24 @@ def _is_fire_module(squeeze, a, b, concat):
 
 def run_lean(program, feeds, ctx):
     """Run feeds (Acts, in the order of the program's input slots) through program; returns
-    the output tensors' arrays in order. With ctx.pair, each SIBLING runs on the helper
-    thread while the next instruction runs here."""
+    the output tensors' arrays in order."""
     instructions, count, inputs, outputs = program
     values = [None] * count
     buffers = [None] * count  # concat slot -> the buffer its producers write into, this call
     for s, act in zip(inputs, feeds):
         values[s] = act
-    pair = ctx.pair
-    if pair is not None:  # the context a sibling runs in on the helper: without the pair
-        alone = copy.copy(ctx)
-        alone.pair = None
-    started = None  # (its output slot, the list that gets its Act, its slots to free)
-    try:
-        for kind, kernel, ins, out, free, extra in instructions:
-            xs = [values[s] for s in ins]
-            if kind == RUN:
-                values[out] = kernel.run(xs, ctx)
-            elif kind == ASSEMBLE:
-                values[out] = kernel.assemble(xs, buffers[extra])
-            else:  # INTO or SIBLING
-                concat, first, end, owner = extra
-                buf = buffers[concat]
-                if buf is None:
-                    buf = buffers[concat] = owner.output_buffer(xs[0].data.shape[0])
-                if kind == SIBLING and pair is not None:
-                    started = (out, _start_on_helper(pair, kernel, xs, alone, buf[:, first:end]), free)
-                    continue
-                values[out] = kernel.run(xs, ctx, out=buf[:, first:end])
-            for s in free:
-                values[s] = None
-            if started is not None:  # the sibling's output, once the step after it is done
-                pair.wait()
-                values[started[0]] = started[1][0]
-                for s in started[2]:
-                    values[s] = None
-                started = None
-    finally:  # the helper may still be writing into this call's buffers
-        if started is not None:
-            pair.wait()
+    for kind, kernel, ins, out, free, extra in instructions:
+        xs = [values[s] for s in ins]
+        if kind == RUN:
+            values[out] = kernel.run(xs, ctx)
+        elif kind == ASSEMBLE:
+            values[out] = kernel.assemble(xs, buffers[extra])
+        else:  # INTO
+            concat, first, end, owner = extra
+            buf = buffers[concat]
+            if buf is None:
+                buf = buffers[concat] = owner.output_buffer(xs[0].data.shape[0])
+            values[out] = kernel.run(xs, ctx, out=buf[:, first:end])
+        for s in free:
+            values[s] = None
     return [values[s].data for s in outputs]
-
-
-def _start_on_helper(pair, kernel, xs, alone, out):
-    """Start kernel.run(xs, alone, out=out) on pair's helper thread: `alone` has no pair, so
-    its GEMM parts run one after the other, and the kernel gets work buffers of its own
-    (made on first need: the session's shared ones are the calling thread's meanwhile).
-    Returns the list that will hold its Act."""
-    if not getattr(kernel, "own_workspace", False):
-        kernel.use_workspace(*(np.empty(size, np.float32) for size in kernel.workspace_sizes()))
-        kernel.own_workspace = True
-    result = []
-    pair.start(lambda: result.append(kernel.run(xs, alone, out=out)), ())
-    return result

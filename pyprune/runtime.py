@@ -64,8 +64,8 @@ class Session:
     batch whole on the calling thread alone.
 
     A fire module (a conv whose output only two convs read, both writing into one concat)
-    runs as one compiled call (kernels/cpu/fire.py) wherever no helper thread runs its
-    expands; set `fuse_fire_modules` to False, before the first run, to run it as four steps.
+    runs as one compiled call (kernels/cpu/fire.py) wherever no helper thread shares its
+    convs; set `fuse_fire_modules` to False, before the first run, to run it as four steps.
     """
 
     split_batches = True
@@ -126,7 +126,12 @@ class Session:
         else:
             if parallel and batch == 1 and gate_hook is None:
                 ctx.pair = self._pair_thread()
-            outs, layers = self._execute(self._lanes[0], feeds, ctx, stats)
+                ctx.pair.begin()  # the helper serves until end(), spinning meanwhile
+            try:
+                outs, layers = self._execute(self._lanes[0], feeds, ctx, stats)
+            finally:
+                if ctx.pair is not None:
+                    ctx.pair.end()
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
 
@@ -174,8 +179,8 @@ class Session:
         """Run `feeds` (tensor -> Act on the host) through `plan`'s steps. Returns (output
         name -> host array, per-layer stats or None). A call wholly on the CPU without
         stats runs the plan's lean program (lean_steps.py: there, with ctx.pair, a fire
-        module's expands run on two threads at once, and without, the module runs as one
-        compiled call); this loop keeps the rest."""
+        module's convs run as steps, each cut in parts over both threads, and without, the
+        module runs as one compiled call); this loop keeps the rest."""
         if not stats and self._splittable:  # every step on the CPU, no copies
             paired = ctx.pair is not None
             program = plan.lean_pair if paired else plan.lean

@@ -1,7 +1,7 @@
-"""A batch of one's big conv GEMMs cut in two parts (kernels/cpu/conv_gemm.parts_of) and
-run on two threads at once (pair_thread.py): the same bits as the parts one after the
-other inside a batch, and the reference's answer; the stem's conv + pool halves
-likewise; no cuts at one thread; and the helper thread's hand-over itself."""
+"""A batch of one's conv GEMMs cut in two parts (kernels/cpu/conv_gemm.parts_of) and run
+on two threads at once (pair_thread.py): the same bits as the parts one after the other
+inside a batch, and the reference's answer; the stem's conv + pool halves likewise; no
+cuts at one thread; and the helper thread's hand-over itself (kernels/cpu/handover.py)."""
 
 import gc
 import os
@@ -15,10 +15,10 @@ from hypothesis import given, settings, strategies as st
 import pyprune
 from pyprune import config, models
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, SPLIT_MACS, TRANSPOSED, parts_of
+from pyprune.kernels.cpu import handover
 from pyprune.pair_thread import PairThread
 from pyprune.ops.conv import conv2d_reference
 from pyprune.reference import run_reference
-from pyprune.lean_steps import sibling_steps
 
 from .helpers import PATTERNS, assert_matches, live_act, make_kernel, mask
 from .kernels.cpu.test_conv import conv_weights, magnitude
@@ -54,12 +54,28 @@ def cut_everything(monkeypatch):
     pyprune.set_num_threads()
 
 
+def serving(pair):
+    """pair, its first run over (in which the caller runs every job) and its helper serving:
+    spinning until end()."""
+    pair.begin()
+    pair.end()
+    pair.begin()
+    deadline = time.monotonic() + 300  # a cold Numba cache compiles the helper's loop first
+    while not pair.ctrl[handover.SERVING]:
+        assert time.monotonic() < deadline, "the helper never started serving"
+        time.sleep(0.001)
+    return pair
+
+
 @pytest.fixture
 def pair():
-    return PairThread()
+    """A PairThread whose helper serves (spins) for the test."""
+    pair = serving(PairThread())
+    yield pair
+    pair.end()
 
 
-PAIR = PairThread()  # for the hypothesis test, whose examples cannot take a fixture each
+PAIR = PairThread()  # for the hypothesis test, whose examples cannot take a fixture each: begun per example
 
 
 @st.composite
@@ -94,7 +110,11 @@ def test_a_conv_in_two_parts_on_two_threads_matches_one_thread_and_the_reference
         live = mask(rng, 1, c, case["live"])
         x = live_act(rng.normal(size=(1, c, case["h"], case["w"])), live)
         active = None if case["active"] == "none_given" else mask(rng, 1, a["out_channels"], case["active"])
-        two = kernel.convolve(x, active, pair=PAIR).copy()
+        PAIR.begin()
+        try:
+            two = kernel.convolve(x, active, pair=PAIR).copy()
+        finally:
+            PAIR.end()
         one = kernel.convolve(x, active).copy()
     finally:
         config.SPLIT_GEMM_MACS = old
@@ -109,15 +129,16 @@ def test_a_conv_in_two_parts_on_two_threads_matches_one_thread_and_the_reference
 
 
 def two_part_runs(monkeypatch):
-    """Count the GEMMs run as two parts on two threads."""
+    """Count the jobs run as two halves on two threads (conv parts, stem halves)."""
     calls = []
-    real = PairThread.run_both
+    for name in ("conv_parts", "stem_halves"):
+        real = getattr(PairThread, name)
 
-    def counted(self, fn, here, there):
-        calls.append(fn.__name__)
-        return real(self, fn, here, there)
+        def counted(self, *args, _real=real, _name=name):
+            calls.append(_name)
+            return _real(self, *args)
 
-    monkeypatch.setattr(PairThread, "run_both", counted)
+        monkeypatch.setattr(PairThread, name, counted)
     return calls
 
 
@@ -130,17 +151,14 @@ def calibrated_squeezenet(image_size):
                                   lambda: models.squeezenet1_1(image_size=96)],
                          ids=["gated-48-by-rows", "gated-96-by-columns", "dense-96"])
 def test_a_network_on_two_threads_gives_the_same_bits_alone_and_in_a_batch(monkeypatch, cut_everything, make):
-    """Alone, a sample's parts run at once on two threads, and each fire module's expand1x1
-    on the helper thread while its expand3x3 runs; in a batch's chunks, one after the other:
-    the same bits, and the reference's answer."""
+    """Alone, a sample's parts run at once on two threads; in a batch's chunks, one after
+    the other: the same bits, and the reference's answer."""
     model = make()
     sess = pyprune.Session(model)
     x = models.synthetic_images(4, seed=2, size=model.inputs["input"][1])
     calls = two_part_runs(monkeypatch)
     alone = [sess.run(x[i:i + 1]) for i in range(4)]
-    assert "finish_first" in calls and "conv_pool_rows" in calls
-    expand1x1 = [step.kernel for step in sess._steps if step.node.name.endswith("expand1x1")]
-    assert len(sibling_steps(sess._lanes[0].steps)) == 8 and all(k.own_workspace for k in expand1x1)
+    assert "conv_parts" in calls and "stem_halves" in calls
     calls.clear()
     whole = sess.run(x)
     assert len(sess._lanes) == 2 and not calls
@@ -184,39 +202,66 @@ def test_split_batches_off_keeps_a_batch_of_one_on_the_calling_thread(monkeypatc
     assert not calls
 
 
-def test_the_helpers_error_reaches_the_caller_after_both_parts(pair):
-    done = []
-
-    def part(which):
-        if which == "there":
-            raise ValueError("the helper's part failed")
-        done.append(which)
-
-    with pytest.raises(ValueError, match="the helper's part failed"):
-        pair.run_both(part, ("here",), ("there",))
-    assert done == ["here"]
-    pair.run_both(lambda *a: done.append(a), (1,), (2,))  # usable again
-    assert sorted(done[1:]) == [(1,), (2,)]
+def test_a_serving_helper_runs_the_jobs_it_claims_once(pair):
+    """Given time to claim a job (patience), the serving helper runs it; each job runs once."""
+    ran = [pair.probe(patience=10**9) for _ in range(50)]
+    assert ran.count("helper") >= 45  # a neighbour may hold its core now and then
+    assert pair.ctrl[handover.SCALARS] == 50
 
 
-def test_the_callers_error_waits_for_the_helper(pair):
-    finished = threading.Event()
+def test_a_parked_helper_leaves_every_job_to_the_caller():
+    """Before begin(), in the first run (begin() to end()) and after end() the helper does
+    not serve: the caller takes each job back and runs it, without waiting for it."""
+    pair = PairThread()
+    assert [pair.probe(patience=1000) for _ in range(10)] == ["caller"] * 10
+    pair.begin()
+    assert [pair.probe(patience=1000) for _ in range(10)] == ["caller"] * 10
+    pair.end()
+    assert pair.probe() == "caller" and pair.ctrl[handover.SCALARS] == 21
 
-    def part(which):
-        if which == "here":
-            raise KeyError("the caller's part failed")
-        finished.wait(0.05)
-        finished.set()
 
-    with pytest.raises(KeyError):
-        pair.run_both(part, ("here",), ("there",))
-    assert finished.is_set()
+def test_many_quick_hand_overs_run_each_job_once(pair):
+    """Jobs taken back at once and jobs the helper claims, mixed: each runs exactly once,
+    before probe() returns, whichever thread had it."""
+    for n in range(3000):
+        pair.probe(patience=n % 3 * 200)
+        assert pair.ctrl[handover.SCALARS] == n + 1
+
+
+def test_a_job_that_fails_raises_its_error_on_the_caller_and_the_pair_recovers(pair):
+    """A job that raises on the helper runs again on the calling thread, which raises its
+    own error; the pair serves on."""
+    for _ in range(5):
+        with pytest.raises(ValueError, match="failed, as asked"):
+            pair.probe(fail=True, patience=10**9)
+    assert pair.probe(patience=10**9) in ("helper", "caller")
+    assert pair.ctrl[handover.STATE] == handover.IDLE
+
+
+def test_a_conv_part_that_fails_waits_for_the_helper_and_raises(pair):
+    """An `out` that is no channel slice of its buffer: the conv's first part raises on the
+    caller once the helper's part is settled, and the pair works on."""
+    rng = np.random.default_rng(0)
+    a = dict(out_channels=40, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
+    w = {"weight": rng.normal(size=(40, 8, 3, 3)).astype(np.float32), "bias": rng.normal(size=40).astype(np.float32)}
+    kernel, _ = make_kernel("Conv2d", a, w, [(8, 48, 48)])
+    x = live_act(rng.normal(size=(1, 8, 48, 48)), None)
+    good = kernel.convolve(x, None).copy()
+    args = kernel.gemm_args(x)
+    buffer = np.zeros((1, 40, 48, 48), np.float32)
+    stranger = np.zeros((1, 40, 48, 48), np.float32)
+    with pytest.raises(ValueError, match="channel slice"):
+        pair.conv_parts(x.data, 4, 40, 72, args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8],
+                        buffer, stranger, np.ones((1, 40), np.bool_))
+    assert pair.ctrl[handover.STATE] == handover.IDLE
+    np.testing.assert_array_equal(kernel.convolve(x, None, pair=pair), good)
 
 
 def test_the_helper_thread_ends_with_its_pair():
     before = {t for t in threading.enumerate() if t.name == "pyprune-pair"}
-    pair = PairThread()
-    pair.run_both(lambda *a: None, (), ())
+    pair = serving(PairThread())
+    pair.probe(patience=10**6)
+    pair.end()
     helper = next(t for t in threading.enumerate() if t.name == "pyprune-pair" and t not in before)
     del pair
     gc.collect()
@@ -247,130 +292,3 @@ def test_a_forked_child_makes_a_helper_of_its_own(cut_everything):
             proc.kill()
     assert stale
     np.testing.assert_array_equal(got, expected)
-
-
-def test_started_work_is_collected_by_wait_or_the_next_start(pair):
-    done = []
-    pair.start(done.append, ("first",))
-    pair.run_both(done.append, ("here",), ("there",))  # waits for "first" before handing over
-    assert done[0] == "first" and sorted(done[1:]) == ["here", "there"]
-
-    def fail():
-        raise RuntimeError("started work failed")
-
-    pair.start(fail, ())
-    with pytest.raises(RuntimeError, match="started work failed"):
-        pair.wait()
-    pair.wait()  # nothing left to wait for
-
-
-def test_a_failing_sibling_on_the_helper_raises_and_the_session_recovers(monkeypatch, cut_everything):
-    sess = pyprune.Session(models.squeezenet1_1(image_size=48))
-    x = models.synthetic_images(1, seed=0, size=48)
-    good = sess.run(x)
-    kernel = next(step.kernel for step in sess._steps if step.node.name == "fire3/expand1x1")
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("fire3/expand1x1 broke")
-
-    monkeypatch.setattr(kernel, "run", broken)
-    with pytest.raises(RuntimeError, match="fire3/expand1x1 broke"):
-        sess.run(x)
-    monkeypatch.undo()
-    pyprune.set_num_threads(2)
-    np.testing.assert_array_equal(sess.run(x), good)
-
-
-def test_also_runs_after_a_job_still_running_and_never_after_one_that_ended(pair):
-    gate, claimed = threading.Event(), threading.Event()
-    order = []
-    pair.start(lambda: (claimed.set(), gate.wait(5), order.append("job")), ())
-    assert claimed.wait(5) and pair.busy()  # the helper has the job
-    pair.also(order.append, ("also",))
-    gate.set()
-    pair.wait()
-    assert order == ["job", "also"] and not pair.busy()
-
-    pair.start(order.append, ("quick",))
-    time.sleep(0.05)  # the helper has ended its job: what also() adds now is dropped
-    pair.also(order.append, ("late",))
-    pair.wait()
-    pair.run_both(order.append, ("here",), ("there",))
-    assert "late" not in order and order[-2:] in (["here", "there"], ["there", "here"])
-
-
-def test_a_failing_job_skips_what_also_added_and_raises(pair):
-    gate, ran = threading.Event(), []
-
-    def fail():
-        gate.wait(5)
-        raise RuntimeError("the helper's job failed")
-
-    pair.start(fail, ())
-    pair.also(ran.append, ("also",))
-    gate.set()
-    with pytest.raises(RuntimeError, match="the helper's job failed"):
-        pair.wait()
-    assert ran == []
-
-
-def test_a_tiled_conv_started_while_the_helper_is_busy_shares_its_pixels(monkeypatch, pair):
-    """The calling thread starts the conv at once; the helper, once its own job ends, claims
-    what pixels are left. Same bits as one thread, the reference's answer."""
-    from pyprune.kernels.cpu import conv as conv_module
-    rng = np.random.default_rng(5)
-    a = dict(out_channels=40, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
-    w = {"weight": rng.normal(size=(40, 8, 3, 3)).astype(np.float32), "bias": rng.normal(size=40).astype(np.float32)}
-    kernel, _ = make_kernel("Conv2d", a, w, [(8, 48, 48)])
-    assert kernel.tiles and kernel.may_split  # 6.6 M MACs
-    x = live_act(rng.normal(size=(1, 8, 48, 48)), None)
-    one = kernel.convolve(x, None).copy()
-    parts, started = [], threading.Event()
-    real = conv_module.finish_first
-
-    def counted(*args):
-        parts.append(args[-1])
-        started.set()
-        real(*args)
-
-    monkeypatch.setattr(conv_module, "finish_first", counted)
-    claimed = threading.Event()
-    pair.start(lambda: (claimed.set(), started.wait(5)), ())  # it ends once the conv has started
-    assert claimed.wait(5)  # the helper has its job
-    two = kernel.convolve(x, None, pair=pair).copy()
-    assert sorted(parts) == [0, 1] and not pair.busy()
-    np.testing.assert_array_equal(two, one)
-    expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"], a["dilation"], 1)
-    assert_matches(two, expected, magnitude=magnitude(x.data, w, a))
-
-
-def test_a_job_the_helper_has_not_begun_runs_on_the_caller(monkeypatch, pair):
-    """A helper held up (here: never woken) leaves its job to wait(), which runs it on the
-    calling thread and drops what also() added; the pair works as before afterwards."""
-    from pyprune import pair_thread
-    ran = []
-    record = lambda tag: ran.append((tag, threading.current_thread().name))  # noqa: E731
-    monkeypatch.setattr(pair_thread, "_wake", lambda go: None)
-    pair.run_both(record, ("here",), ("there",))
-    pair.start(record, ("started",))
-    pair.also(record, ("also",))
-    pair.wait()
-    me = threading.current_thread().name
-    assert ran == [("here", me), ("there", me), ("started", me)] and not pair.busy()
-    monkeypatch.undo()
-    ran.clear()
-    pair.run_both(record, ("here",), ("there",))
-    assert sorted(tag for tag, _ in ran) == ["here", "there"]
-
-
-def test_many_quick_hand_overs_run_each_job_once(pair):
-    """Jobs that end before the helper wakes, and ones it claims: each runs exactly once,
-    before run_both returns, whichever thread claimed it."""
-    counts = np.zeros(2, np.int64)
-
-    def job(i):
-        counts[i] += 1
-
-    for n in range(3000):
-        pair.run_both(job, (0,), (1,))
-        assert counts[0] == counts[1] == n + 1

@@ -14,8 +14,7 @@ from ..macs import conv_macs
 from .base import Act, CpuKernel, c_contiguous
 from .blas import AVAILABLE as BLAS_IN_NUMBA
 from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, SHIFTED, SPLIT_MACS, TILED, TILES, \
-    TRANSPOSED, conv_plan, finish_first, finish_part, gemm_conv, parts_of, prepare_first, prepare_sample, \
-    tiles_fit
+    TRANSPOSED, conv_plan, finish_part, gemm_conv, parts_of, prepare_first, prepare_sample, tiles_fit
 from .conv_steps import add_bias, scatter_rows
 from .tile_gemm import ROWS, guarded_size, pack_tiles, tile_count
 
@@ -222,24 +221,14 @@ class ConvKernel(CpuKernel):
         return n == 1 and pair is not None and self.may_split
 
     def finish_parts(self, x, prepared, buffer, out, written, pair):
-        """A batch of one that prepare_first left in two parts (else it is done): the
-        parts on this thread and pair's at once. Where the helper is still busy (a fire
-        module's expand1x1, runtime.py) a tiled conv starts at once, and the helper joins
-        it when it is done, claiming what pixels are left (`PairThread.also`); other parts
-        wait for the helper, as their cut is fixed."""
+        """A batch of one that prepare_first left in two parts (else it is done): part 0
+        here and part 1 on pair's helper thread at once (PairThread.conv_parts), or here
+        too where the helper has not claimed it by then."""
         mode, na, k, parts = prepared
         if parts == 2:
             w2, _, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
-            args = (x.data, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
-                    written)
-            if mode == TILED and pair.busy():
-                pair.also(finish_first, (*args, 1))
-                try:
-                    finish_first(*args, 0)
-                finally:
-                    pair.wait()
-            else:
-                pair.run_both(finish_first, (*args, 0), (*args, 1))
+            pair.conv_parts(x.data, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer,
+                            out, written)
 
     def end_call(self, n, active, buffer):
         """After a call into `buffer`: the rows it wrote (its active ones), for the next call.

@@ -302,8 +302,7 @@ class ConvPoolKernel(CpuKernel):
             xin = stem_input(data[0], plan, self.x_pad, self.in_place)
             ph = self.out_shape[1]
             mid = first_half(ph)
-            ctx.pair.run_both(conv_pool_rows, (xin, *weights, self.band, out[0], 0, mid),
-                              (xin, *weights, self._second_band, out[0], mid, ph))
+            ctx.pair.stem_halves(xin, *weights, self.band, self._second_band, out[0], mid, ph)
         else:
             conv_pool_bands(data, *weights, self.x_pad, self.in_place, self.band, out)
         return Act(out, None)

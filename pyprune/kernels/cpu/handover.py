@@ -1,0 +1,261 @@
+"""Handing the second half of a compiled job to pyprune's helper thread without leaving
+compiled code: the caller writes the job (its arrays' addresses and shapes) into an int64
+control array and marks it posted; the helper, spinning in `serve` for the whole of a run,
+claims it with a compare-and-swap, runs it and marks it done. When the caller has run its
+own half it takes the job back if the helper has not claimed it yet, and runs it itself;
+else it waits for the helper to finish. A helper that is asleep, late or preempted
+therefore never holds the caller up by more than the part it has claimed.
+
+Why: through two Python locks (and the GIL) a hand-over took 7.6-26 µs on the AMD host;
+here a round trip takes 0.12 µs, so that convs of a few hundred thousand MACs can be cut
+in two (bench/README.md, nineteenth session). pair_thread.PairThread owns the helper
+thread and the control array.
+
+The jobs: CONV_PART, part 1 of a conv's batch of one (conv_gemm.finish_first); STEM_HALF,
+the second half of the banded stem's pool rows (conv_pool.conv_pool_rows); PROBE, which
+counts itself in the control array, for the tests of the protocol.
+"""
+
+import numpy as np
+from numba import carray, njit, types
+from numba.extending import intrinsic
+
+from .conv_gemm import finish_first
+from .conv_pool import conv_pool_rows
+from .llvm_vectors import array_data
+
+# The control array: a job's state, then flags, then 5 slots per array (address and up to
+# 4 dimensions), then the scalars. SERVING is 1 while the helper is in serve().
+STATE, PARK, STOP, KIND, FAILED, SERVING = range(6)
+IDLE, POSTED, CLAIMED, DONE = range(4)
+CONV_PART, STEM_HALF, PROBE = range(1, 4)
+ARRAYS, SCALARS, SIZE = 8, 80, 96
+
+
+def _typed_int_array(arr):
+    return isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.layout == "C"
+
+
+@intrinsic
+def load_acquire(typingctx, ctrl, i):
+    """ctrl[i], read atomically (acquire): what the other thread wrote before it stored
+    this with release is visible after."""
+    if not _typed_int_array(ctrl):
+        return None
+
+    def codegen(context, builder, signature, args):
+        at = builder.gep(array_data(context, builder, signature.args[0], args[0]), [args[1]])
+        return builder.load_atomic(at, "acquire", 8)
+
+    return types.int64(ctrl, types.intp), codegen
+
+
+@intrinsic
+def store_release(typingctx, ctrl, i, value):
+    """ctrl[i] = value, atomically (release): everything written before it is visible to
+    the thread that reads it with acquire."""
+    if not _typed_int_array(ctrl):
+        return None
+
+    def codegen(context, builder, signature, args):
+        at = builder.gep(array_data(context, builder, signature.args[0], args[0]), [args[1]])
+        builder.store_atomic(args[2], at, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(ctrl, types.intp, types.int64), codegen
+
+
+@intrinsic
+def swap_if(typingctx, ctrl, i, expected, new):
+    """Atomically: if ctrl[i] == expected, set it to new and return True; else False."""
+    if not _typed_int_array(ctrl):
+        return None
+
+    def codegen(context, builder, signature, args):
+        at = builder.gep(array_data(context, builder, signature.args[0], args[0]), [args[1]])
+        pair = builder.cmpxchg(at, args[2], args[3], "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
+
+    return types.boolean(ctrl, types.intp, types.int64, types.int64), codegen
+
+
+def _pointer_to(dtype):
+    @intrinsic
+    def pointer(typingctx, address):
+        """The int64 address as a pointer to `dtype`, for carray."""
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+        return types.CPointer(dtype)(types.int64), codegen
+
+    return pointer
+
+
+_f32, _i64, _u8 = _pointer_to(types.float32), _pointer_to(types.int64), _pointer_to(types.uint8)
+
+
+@njit(cache=True, nogil=True)
+def _put(ctrl, i, a):
+    """Array slot i: a's address and shape (a C-contiguous, at most 4 dimensions)."""
+    at = ARRAYS + 5 * i
+    ctrl[at] = a.ctypes.data
+    for d in range(4):
+        ctrl[at + 1 + d] = a.shape[d] if d < a.ndim else 1
+
+
+@njit(cache=True, nogil=True)
+def _f32_1(ctrl, i):
+    at = ARRAYS + 5 * i
+    return carray(_f32(ctrl[at]), (ctrl[at + 1],))
+
+
+@njit(cache=True, nogil=True)
+def _i64_1(ctrl, i):
+    at = ARRAYS + 5 * i
+    return carray(_i64(ctrl[at]), (ctrl[at + 1],))
+
+
+@njit(cache=True, nogil=True)
+def _f32_2(ctrl, i):
+    at = ARRAYS + 5 * i
+    return carray(_f32(ctrl[at]), (ctrl[at + 1], ctrl[at + 2]))
+
+
+@njit(cache=True, nogil=True)
+def _f32_3(ctrl, i):
+    at = ARRAYS + 5 * i
+    return carray(_f32(ctrl[at]), (ctrl[at + 1], ctrl[at + 2], ctrl[at + 3]))
+
+
+@njit(cache=True, nogil=True)
+def _f32_4(ctrl, i):
+    at = ARRAYS + 5 * i
+    return carray(_f32(ctrl[at]), (ctrl[at + 1], ctrl[at + 2], ctrl[at + 3], ctrl[at + 4]))
+
+
+@njit(cache=True, nogil=True)
+def _bool_2(ctrl, i):
+    at = ARRAYS + 5 * i
+    return carray(_u8(ctrl[at]), (ctrl[at + 1], ctrl[at + 2])).view(np.bool_)
+
+
+@njit(cache=True, nogil=True)
+def _run_job(ctrl):
+    """Run the posted job (on whichever thread has it)."""
+    kind, s = ctrl[KIND], SCALARS
+    if kind == CONV_PART:
+        buffer = _f32_4(ctrl, 9)
+        first, co = ctrl[s + 3], ctrl[s + 4]
+        finish_first(_f32_4(ctrl, 0), ctrl[s], ctrl[s + 1], ctrl[s + 2], _f32_2(ctrl, 1), _f32_1(ctrl, 2),
+                     _f32_1(ctrl, 3), _i64_1(ctrl, 4), _i64_1(ctrl, 5), _f32_2(ctrl, 6), _f32_1(ctrl, 7),
+                     _f32_1(ctrl, 8), buffer, buffer[:, first:first + co], _bool_2(ctrl, 10), 1)
+    elif kind == STEM_HALF:
+        conv_pool_rows(_f32_3(ctrl, 0), _f32_1(ctrl, 1), _i64_1(ctrl, 2), _f32_1(ctrl, 3), ctrl[s] != 0,
+                       _i64_1(ctrl, 4), _i64_1(ctrl, 5), _f32_1(ctrl, 6), _f32_3(ctrl, 7), ctrl[s + 1], ctrl[s + 2])
+    elif kind == PROBE:
+        if ctrl[s + 1] != 0:
+            raise ValueError("the probe job failed, as asked")
+        ctrl[s] += 1
+
+
+@njit(cache=True, nogil=True)
+def serve(ctrl):
+    """The helper's loop while ctrl[PARK] is 0: claim each posted job, run it, record
+    whether it raised (ctrl[FAILED]) and mark it done. Returns once parked."""
+    store_release(ctrl, SERVING, 1)
+    while load_acquire(ctrl, PARK) == 0:
+        if load_acquire(ctrl, STATE) == POSTED and swap_if(ctrl, STATE, POSTED, CLAIMED):
+            failed = 0
+            try:
+                _run_job(ctrl)
+            except Exception:  # the caller reruns the job to raise it (PairThread)
+                failed = 1
+            ctrl[FAILED] = failed
+            store_release(ctrl, STATE, DONE)
+    store_release(ctrl, SERVING, 0)
+
+
+@njit(cache=True, nogil=True)
+def settle(ctrl):
+    """After the caller's own half: 0 where the helper ran the posted job (it has waited for
+    it to finish), 1 where the helper failed in it, 2 where the caller took it back (and
+    must run it). The control array is then idle again."""
+    if swap_if(ctrl, STATE, POSTED, IDLE) or load_acquire(ctrl, STATE) == IDLE:  # (IDLE: never posted)
+        return 2
+    while load_acquire(ctrl, STATE) != DONE:
+        pass
+    failed = ctrl[FAILED]
+    store_release(ctrl, STATE, IDLE)
+    return 1 if failed != 0 else 0
+
+
+@njit(cache=True, nogil=True)
+def _post(ctrl, kind):
+    ctrl[KIND] = kind
+    ctrl[FAILED] = 0
+    store_release(ctrl, STATE, POSTED)
+
+
+@njit(cache=True, nogil=True)
+def conv_parts(ctrl, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+               written):
+    """finish_first's part 0 here and part 1 posted to the helper (a batch of one; the
+    arguments are finish_first's); returns settle's answer. x, buffer and the 1-d arrays
+    are C-contiguous; out is a channel slice of buffer."""
+    _put(ctrl, 0, x)
+    _put(ctrl, 1, w2)
+    _put(ctrl, 2, w_tiles)
+    _put(ctrl, 3, bias)
+    _put(ctrl, 4, plan)
+    _put(ctrl, 5, index_buf)
+    _put(ctrl, 6, cols_buf)
+    _put(ctrl, 7, w_buf)
+    _put(ctrl, 8, y_buf)
+    _put(ctrl, 9, buffer)
+    _put(ctrl, 10, written.view(np.uint8))
+    hw = buffer.shape[2] * buffer.shape[3]
+    s = SCALARS
+    ctrl[s], ctrl[s + 1], ctrl[s + 2] = mode, na, k
+    ctrl[s + 3] = (out.ctypes.data - buffer.ctypes.data) // (4 * hw)
+    ctrl[s + 4] = out.shape[1]
+    _post(ctrl, CONV_PART)
+    finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written, 0)
+    return settle(ctrl)
+
+
+@njit(cache=True, nogil=True)
+def stem_halves(ctrl, xin, w_lanes, taps, bias, relu, plan, pool_plan, band, second_band, out, mid, end):
+    """conv_pool_rows' pool rows [0, mid) here with `band`, and [mid, end) posted to the
+    helper with `second_band`; returns settle's answer."""
+    _put(ctrl, 0, xin)
+    _put(ctrl, 1, w_lanes)
+    _put(ctrl, 2, taps)
+    _put(ctrl, 3, bias)
+    _put(ctrl, 4, plan)
+    _put(ctrl, 5, pool_plan)
+    _put(ctrl, 6, second_band)
+    _put(ctrl, 7, out)
+    s = SCALARS
+    ctrl[s], ctrl[s + 1], ctrl[s + 2] = relu, mid, end
+    _post(ctrl, STEM_HALF)
+    conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out, 0, mid)
+    return settle(ctrl)
+
+
+@njit(cache=True, nogil=True)
+def probe(ctrl, fail, patience):
+    """A PROBE job: posted, then settled after up to `patience` spins waiting for the helper
+    to claim it; the job adds 1 to ctrl[SCALARS] on the thread that runs it, and raises
+    there where `fail`."""
+    ctrl[SCALARS + 1] = fail
+    _post(ctrl, PROBE)
+    for _ in range(patience):
+        if load_acquire(ctrl, STATE) != POSTED:
+            break
+    return settle(ctrl)
+
+
+@njit(cache=True, nogil=True)
+def run_probe(ctrl):
+    """The PROBE job on the calling thread (after settle returned 2)."""
+    _run_job(ctrl)
