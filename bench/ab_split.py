@@ -10,7 +10,9 @@ so this measures a steady stream of batches; --settle 0 measures alternation. (B
 went single-threaded, OpenBLAS's second thread spun for about 0.1 s after each whole batch,
 on the core a lane needs, and settling mattered more.) Prints, per net, each session's
 median ms per call and the median and quartiles over the rounds of whole / split (above 1:
-the split is faster). Both outputs are checked to be bitwise equal.
+the split is faster). Both outputs are checked to agree within float32 rounding (1e-4 of
+the largest output): the split session cuts each conv GEMM of config.SPLIT_GEMM_MACS or
+more in two parts and the whole one, which never runs two threads, does not (threads.py).
 """
 
 import argparse
@@ -83,7 +85,8 @@ def main(argv=None):
     print("| net | whole ms | split ms | whole / split, median | quartiles |\n|---|---:|---:|---:|---:|")
     for name, model in nets:
         split, whole = sessions(model)
-        np.testing.assert_array_equal(split.run(x), whole.run(x))
+        a, b = split.run(x), whole.run(x)
+        assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max(), f"{name}: the split and whole outputs differ"
         if lanes(split) == 1:
             print(f"| {name} | (chunks of {args.batch} // {args.threads} samples are under --split-min-macs: "
                   "no split) | | | |")

@@ -56,12 +56,14 @@ class Session:
     chunks of samples, each of at least config.SPLIT_MIN_MACS dense MACs (1 sample of
     SqueezeNet 1.1, 7 of the shipped MNIST model), and runs them at once, one per thread,
     each through its own copy of the kernels (made on first need: the packed weights and
-    work buffers again). A batch of one runs its big conv GEMMs in two parts, on the
-    calling thread and a helper thread at once (pair_thread.py). BLAS runs single-threaded
-    everywhere (pyprune/threads.py says why), and the GEMMs are cut the same way in every
-    call at n >= 2 (at n = 1 not at all), so the results are bitwise the unsplit run's,
-    and each sample's are what it gives alone. Set `split_batches` to False to run every
-    batch whole on the calling thread alone.
+    work buffers again). Where one sample holds that many (SqueezeNet; not the MNIST
+    model, whose convs are too small to share), a batch of one runs its conv GEMMs in two
+    parts, on the calling thread and a helper thread at once (pair_thread.py). BLAS runs
+    single-threaded everywhere (pyprune/threads.py says why), and the GEMMs are cut the
+    same way in every call at n >= 2 (at n = 1, or for a smaller model, not at all), so
+    the results are bitwise the unsplit run's, and each sample's are what it gives
+    alone. Set `split_batches` to False to run every batch whole on the calling thread
+    alone.
 
     A fire module (a conv whose output only two convs read, both writing into one concat)
     runs as one compiled call (kernels/cpu/fire.py) wherever no helper thread shares its
@@ -119,12 +121,13 @@ class Session:
         ctx = self._context(threshold, gate_hook)
         batch = next(iter(feeds.values())).data.shape[0]
         parallel = self.split_batches and self._splittable and threads.get_num_threads() >= 2
-        self._cut_gemms(parallel)
+        paired = parallel and self._min_per_lane == 1  # a sample worth a thread's lane: worth two threads
+        self._cut_gemms(paired)
         lanes = threads.lanes_for(batch, self._min_per_lane, parallel and not stats and gate_hook is None)
         if lanes > 1:
             outs, layers = self._run_split(feeds, ctx, batch, lanes), None
         else:
-            if parallel and batch == 1 and gate_hook is None:
+            if paired and batch == 1 and gate_hook is None:
                 ctx.pair = self._pair_thread()
                 ctx.pair.begin()  # the helper serves until end(), spinning meanwhile
             try:
@@ -137,8 +140,9 @@ class Session:
 
     def _cut_gemms(self, on):
         """Have every CPU conv cut its big GEMMs in two parts (and the banded stem its pool
-        rows in two halves) where the session can run parts at once (two or more threads),
-        else not, where they would only cost time (1.5-2% of a dense run here). The cuts
+        rows in two halves) where the session can run parts at once (two or more threads,
+        and a sample worth them), else not, where they would only cost time (1.5-2% of a
+        dense run here). The cuts
         change a result's last bits, so they follow the session's settings, never one
         call's batch: a batch still gives what its images give alone."""
         if on != self._cuts:

@@ -4,10 +4,11 @@ BLAS runs the GEMMs of the convolutions and linear layers; the Numba kernels (im
 gathers, pools, gates, element-wise) run between those GEMMs. `set_num_threads(n)` sets
 how many cores pyprune uses:
 
-- a batch of one runs on the calling thread, and its conv GEMMs of at least
-  config.SPLIT_GEMM_MACS (and the stem's conv + pool) in two parts at once on the calling
-  thread and a helper thread that spins in compiled code while the run lasts
-  (pair_thread.py; calibration stays on the calling thread);
+- a batch of one runs on the calling thread, and, where one sample holds at least
+  config.SPLIT_MIN_MACS dense MACs, its conv GEMMs of at least config.SPLIT_GEMM_MACS
+  (and the stem's conv + pool) in two parts at once on the calling thread and a helper
+  thread that spins in compiled code while the run lasts (pair_thread.py; calibration
+  stays on the calling thread);
 - a bigger batch is cut into up to n chunks of samples (each of at least
   config.SPLIT_MIN_MACS dense MACs) that run at the same time, one per thread, each
   through its own copy of the session's kernels. Each thread keeps its own samples'

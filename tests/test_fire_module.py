@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyprune
-from pyprune import models
+from pyprune import config, models
 from pyprune.kernels.cpu import fire
 from pyprune.kernels.cpu.fire import FireKernel
 from pyprune.reference import run_reference
@@ -94,9 +94,10 @@ def test_a_calibration_hook_sees_each_gate_of_a_fused_module(fire_calls):
     assert fire_calls[0] == before
 
 
-def test_two_threads_keep_the_modules_steps():
+def test_two_threads_keep_the_modules_steps(monkeypatch):
     """A batch of one at two threads cuts each conv of a module in parts over both threads,
     so its program keeps the module's steps; one thread's program fuses them."""
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)  # this small net's sample worth two threads
     model = fire_net(True, True)
     sess = pyprune.Session(model)
     x = images(1, 4)
