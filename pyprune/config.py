@@ -36,7 +36,9 @@ CONV_POOL_BAND_MIN_BYTES = 1 << 20
 # Python between compiled calls, which the lanes cannot run at once (the GIL). Two
 # threads, steady state, whole batch with BLAS at two threads / split: the MNIST model
 # (14.7 M MACs a sample) 0.92 in chunks of 1, 1.05 in chunks of 4, 1.66 in chunks of 8 and
-# 1.80 in chunks of 16; SqueezeNet 1.1 (349 M) 1.37-1.55 in chunks of 1.
+# 1.80 in chunks of 16; SqueezeNet 1.1 (349 M) 1.37-1.55 in chunks of 1. A batch of one
+# uses the helper thread (and the session cuts its convs, SPLIT_GEMM_MACS) only where one
+# sample holds this many: the MNIST model's convs are too small to share.
 SPLIT_MIN_MACS = 100_000_000
 
 # With two or more threads, a sample's conv GEMM of at least this many executed MACs runs
