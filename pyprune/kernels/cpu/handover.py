@@ -17,7 +17,7 @@ counts itself in the control array, for the tests of the protocol.
 """
 
 import numpy as np
-from numba import carray, njit, types
+from numba import carray, literal_unroll, njit, types
 from numba.extending import intrinsic
 
 from .conv_gemm import finish_first
@@ -101,6 +101,15 @@ def _put(ctrl, i, a):
     ctrl[at] = a.ctypes.data
     for d in range(4):
         ctrl[at + 1 + d] = a.shape[d] if d < a.ndim else 1
+
+
+@njit(cache=True, nogil=True)
+def _put_all(ctrl, arrays):
+    """The arrays of a tuple into array slots 0, 1, ... in order (_run_job reads them so)."""
+    i = 0
+    for a in literal_unroll(arrays):
+        _put(ctrl, i, a)
+        i += 1
 
 
 @njit(cache=True, nogil=True)
@@ -202,17 +211,7 @@ def conv_parts(ctrl, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_bu
     """finish_first's part 0 here and part 1 posted to the helper (a batch of one; the
     arguments are finish_first's); returns settle's answer. x, buffer and the 1-d arrays
     are C-contiguous; out is a channel slice of buffer."""
-    _put(ctrl, 0, x)
-    _put(ctrl, 1, w2)
-    _put(ctrl, 2, w_tiles)
-    _put(ctrl, 3, bias)
-    _put(ctrl, 4, plan)
-    _put(ctrl, 5, index_buf)
-    _put(ctrl, 6, cols_buf)
-    _put(ctrl, 7, w_buf)
-    _put(ctrl, 8, y_buf)
-    _put(ctrl, 9, buffer)
-    _put(ctrl, 10, written.view(np.uint8))
+    _put_all(ctrl, (x, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, written.view(np.uint8)))
     hw = buffer.shape[2] * buffer.shape[3]
     s = SCALARS
     ctrl[s], ctrl[s + 1], ctrl[s + 2] = mode, na, k
@@ -227,14 +226,7 @@ def conv_parts(ctrl, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_bu
 def stem_halves(ctrl, xin, w_lanes, taps, bias, relu, plan, pool_plan, band, second_band, out, mid, end):
     """conv_pool_rows' pool rows [0, mid) here with `band`, and [mid, end) posted to the
     helper with `second_band`; returns settle's answer."""
-    _put(ctrl, 0, xin)
-    _put(ctrl, 1, w_lanes)
-    _put(ctrl, 2, taps)
-    _put(ctrl, 3, bias)
-    _put(ctrl, 4, plan)
-    _put(ctrl, 5, pool_plan)
-    _put(ctrl, 6, second_band)
-    _put(ctrl, 7, out)
+    _put_all(ctrl, (xin, w_lanes, taps, bias, plan, pool_plan, second_band, out))
     s = SCALARS
     ctrl[s], ctrl[s + 1], ctrl[s + 2] = relu, mid, end
     _post(ctrl, STEM_HALF)
