@@ -10,6 +10,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py banded
     python bench/ab_flag.py tiles
     python bench/ab_flag.py fuse_fire_modules
+    python bench/ab_flag.py paired_call --threads 2 --rounds 16 --block 10
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
@@ -19,8 +20,10 @@ conv), `one_call_gate` (a gated conv's gate, cut and conv as one compiled call, 
 three calls with Python between) and `banded` (a dense conv and the max pool that alone
 reads it in bands of rows that stay in cache, against the conv and then the pool),
 `tiles` (3 x 3 stride-1 convs on kernels/cpu/tile_gemm.py's register tiles, against
-im2col + sgemm) and `fuse_fire_modules` (a fire module as one compiled call,
-kernels/cpu/fire.py, against its four steps). --block runs each session that many images in a row
+im2col + sgemm), `fuse_fire_modules` (a fire module as one compiled call,
+kernels/cpu/fire.py, against its four steps) and `paired_call` (at 2 threads, a batch of
+one's fire module as one compiled call that shares each conv's parts with the helper
+thread, against its four steps, each shared likewise). --block runs each session that many images in a row
 before switching: a switch about what stays in cache between calls needs the other
 session out of the way. Prints the median ms per image with the switch off and on, and
 on / off.
@@ -37,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyprune  # noqa: E402
 from pyprune import models  # noqa: E402
+from pyprune.kernels.cpu.fire import FireKernel  # noqa: E402
 
 SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles",
-            "fuse_fire_modules")
+            "fuse_fire_modules", "paired_call")
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -54,7 +58,9 @@ def nets():
         yield f"squeezenet gated {int(p * 100)}%", model, images
 
 
-def session(model, switch, on):
+def session(model, switch, on, first):
+    """A session of model with `switch` on or off, having run `first` (a fire module's
+    kernel comes with the first run's program; every other switch is set before it)."""
     sess = pyprune.Session(model)
     if not on and switch == "fuse_fire_modules":
         sess.fuse_fire_modules = False
@@ -65,6 +71,11 @@ def session(model, switch, on):
                     step.kernel.use_workspace(*(np.empty(n, np.float32) for n in step.kernel.workspace_sizes()))
             elif hasattr(step.kernel, switch):
                 setattr(step.kernel, switch, False)
+    sess.run(first)
+    if not on and switch == "paired_call":
+        for step in sess._lanes[0].lean[0]:
+            if isinstance(step[1], FireKernel):
+                step[1].paired_call = False
     return sess
 
 
@@ -80,10 +91,8 @@ def main(argv=None):
           "session; median ms per image\n")
     print("| net | off | on | on / off |\n|---|---:|---:|---:|")
     for name, model, images in nets():
-        sessions = {on: session(model, args.switch, on) for on in (False, True)}
+        sessions = {on: session(model, args.switch, on, images[:1]) for on in (False, True)}
         times = {False: [], True: []}
-        for s in sessions.values():
-            s.run(images[:1])
         for r in range(args.rounds):
             block = [images[(r * args.block + i) % len(images)][None] for i in range(args.block)]
             for on in ((False, True) if r % 2 else (True, False)):

@@ -15,13 +15,18 @@ def test_ab_flag_prints_a_row_per_net(switch, capsys):
 
 def test_switches_exist_on_conv_kernels():
     """A renamed switch would make the A/B compare a session with itself."""
+    import numpy as np
     from pyprune import models
     import pyprune
     sess = pyprune.Session(models.squeezenet1_1(gated=True, image_size=32, num_classes=4))
     kernels = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"]
-    flags = [sw for sw in ab_flag.SWITCHES if sw not in ("shared_workspace", "banded", "fuse_fire_modules")]
+    flags = [sw for sw in ab_flag.SWITCHES if sw not in ("shared_workspace", "banded", "fuse_fire_modules",
+                                                         "paired_call")]
     assert all(hasattr(k, sw) for k in kernels for sw in flags)
     assert hasattr(sess, "fuse_fire_modules")  # a session's setting, not a kernel's
+    sess.run(np.zeros((1, 3, 32, 32), np.float32))  # `paired_call` lives on the fire modules' kernels
+    assert all(hasattr(step[1], "paired_call") for step in sess._lanes[0].lean[0] if "+" in step[1].name)
+    assert any("+" in step[1].name for step in sess._lanes[0].lean[0])
     # `banded` lives on the kernel that runs conv1 with pool1 (full-size SqueezeNet only).
     stem = pyprune.Session(models.squeezenet1_1(num_classes=4))
     assert hasattr(next(s.kernel for s in stem._steps if s.node.name == "conv1"), "banded")
@@ -32,6 +37,6 @@ def test_shared_workspace_off_gives_each_conv_its_own_buffers():
     from pyprune import models
     model = models.squeezenet1_1(gated=True, image_size=32, num_classes=4)
     for on in (False, True):
-        sess = ab_flag.session(model, "shared_workspace", on)
+        sess = ab_flag.session(model, "shared_workspace", on, np.zeros((1, 3, 32, 32), np.float32))
         a, b = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"][:2]
         assert np.shares_memory(a.cols_buf, b.cols_buf) == on

@@ -8,9 +8,9 @@ In SqueezeNet gated at 25% (40 steps, 3.7 ms on the AMD host) the general loop's
 per-device dictionaries, Copy checks and concat bookkeeping cost 2-4% of the run
 (bench/README.md, seventeenth session); here a step is one tuple, its tensors list slots.
 
-Without a helper thread, a fire module's four steps become one (kernels/cpu/fire.py,
-`fuse=True`). With one (a batch of one at two threads, pair_thread.py) they stay steps,
-each conv cut in two parts that both threads run at once.
+A fire module's four steps become one (kernels/cpu/fire.py, `fuse=True`); with a helper
+thread (a batch of one at two threads, pair_thread.py) that one compiled call shares each
+conv's GEMM parts with it.
 """
 
 from .kernels.cpu.fire import FireKernel, fusable
@@ -23,8 +23,8 @@ def lean_program(plan, input_names, output_tensors, fuse):
     input slots, output slots). An instruction is (kind, the kernel, input slots, output
     slot, slots to free after it, extra): extra is (concat buffer's slot, first
     and end channel, the concat's kernel) for INTO, the buffer's slot for ASSEMBLE. fuse:
-    run each fire module as one RUN of a FireKernel (fuse_fire_modules), for calls without
-    a helper thread; else keep its steps, for calls with one."""
+    run each fire module as one RUN of a FireKernel (fuse_fire_modules), else keep its
+    steps (Session.fuse_fire_modules)."""
     slots = {}
 
     def slot(t):

@@ -57,8 +57,7 @@ class Plan:
     placement: dict        # node name -> device name (a fused ReLU: its conv's)
     declined: dict         # node name -> why the chosen device left it to the CPU
     concat_kernels: dict   # concat tensor -> the kernel that owns its buffer
-    lean: tuple = None       # lean_steps.lean_program of these steps (fire modules fused), made on first need
-    lean_pair: tuple = None  # the same for calls with a helper thread (fire modules as steps)
+    lean: tuple = None     # lean_steps.lean_program of these steps (fire modules fused), made on first need
 
 
 def place(info, device):

@@ -66,8 +66,8 @@ class Session:
     alone.
 
     A fire module (a conv whose output only two convs read, both writing into one concat)
-    runs as one compiled call (kernels/cpu/fire.py) wherever no helper thread shares its
-    convs; set `fuse_fire_modules` to False, before the first run, to run it as four steps.
+    runs as one compiled call (kernels/cpu/fire.py), with a helper thread too; set
+    `fuse_fire_modules` to False, before the first run, to run it as four steps.
     """
 
     split_batches = True
@@ -182,19 +182,14 @@ class Session:
     def _execute(self, plan, feeds, ctx, stats):
         """Run `feeds` (tensor -> Act on the host) through `plan`'s steps. Returns (output
         name -> host array, per-layer stats or None). A call wholly on the CPU without
-        stats runs the plan's lean program (lean_steps.py: there, with ctx.pair, a fire
-        module's convs run as steps, each cut in parts over both threads, and without, the
-        module runs as one compiled call); this loop keeps the rest."""
+        stats runs the plan's lean program (lean_steps.py: there a fire module runs as one
+        compiled call, which with ctx.pair shares each conv's parts with the helper
+        thread); this loop keeps the rest."""
         if not stats and self._splittable:  # every step on the CPU, no copies
-            paired = ctx.pair is not None
-            program = plan.lean_pair if paired else plan.lean
+            program = plan.lean
             if program is None:
-                program = lean_program(plan, self.input_names, self._outputs,
-                                       fuse=not paired and self.fuse_fire_modules)
-                if paired:
-                    plan.lean_pair = program
-                else:
-                    plan.lean = program
+                program = plan.lean = lean_program(plan, self.input_names, self._outputs,
+                                                   fuse=self.fuse_fire_modules)
             arrays = run_lean(program, [feeds[t] for t in self.input_names], ctx)
             return dict(zip(self.output_names, arrays)), None
         values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act

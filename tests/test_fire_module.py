@@ -1,7 +1,8 @@
 """A fire module (squeeze, two expands into one concat buffer, the concat) as one compiled
 call (kernels/cpu/fire.py, lean_steps.fuse_fire_modules): the bits of its four steps run
-one by one, with and without gates, thresholds and batches; the steps themselves where it
-cannot run (a calibration hook, a conv path without sgemm in Numba, a helper thread)."""
+one by one, with and without gates, thresholds and batches, and with a helper thread; the
+steps themselves where it cannot run (a calibration hook, a conv path without sgemm in
+Numba)."""
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pyprune
 from pyprune import config, models
 from pyprune.kernels.cpu import fire
 from pyprune.kernels.cpu.fire import FireKernel
+from pyprune.pair_thread import PairThread
 from pyprune.reference import run_reference
 
 from .helpers import assert_matches
@@ -36,7 +38,8 @@ def images(n, seed):
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One thread unless a test says otherwise: at two, a batch of one runs the steps."""
+    """One thread unless a test says otherwise: at two, a batch of one shares its GEMM parts
+    with a helper thread."""
     before = pyprune.get_num_threads()
     pyprune.set_num_threads(1)
     yield
@@ -94,23 +97,56 @@ def test_a_calibration_hook_sees_each_gate_of_a_fused_module(fire_calls):
     assert fire_calls[0] == before
 
 
-def test_two_threads_keep_the_modules_steps(monkeypatch):
-    """A batch of one at two threads cuts each conv of a module in parts over both threads,
-    so its program keeps the module's steps; one thread's program fuses them."""
+@pytest.mark.parametrize("gate_squeeze, gate_expands", [(True, True), (False, False)])
+def test_two_threads_run_a_module_in_one_call_with_the_helper(monkeypatch, gate_squeeze, gate_expands):
+    """A batch of one at two threads runs each module as one compiled call whose convs share
+    their GEMM parts with the helper thread (fire_call_paired): the bits of the module's
+    four steps cut in the same parts, and one thread's within rounding."""
     monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)  # this small net's sample worth two threads
-    model = fire_net(True, True)
-    sess = pyprune.Session(model)
-    x = images(1, 4)
+    monkeypatch.setattr(config, "SPLIT_GEMM_MACS", 1)  # and its tiled 3 x 3 convs cut in two
+    count = [0]
+    real = fire.fire_call_paired
+
+    def counted(*args):
+        count[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(fire, "fire_call_paired", counted)
+    sess = pyprune.Session(fire_net(gate_squeeze, gate_expands))
+    xs = [images(1, seed) for seed in (4, 5, 6)]
     try:
         pyprune.set_num_threads(2)
-        paired = sess.run(x)
+        sess.run(xs[0])  # the first run: the helper loads its loop after it
+        fused = [sess.run(x) for x in xs]
+        monkeypatch.setattr(FireKernel, "paired_call", False)
+        steps = [sess.run(x) for x in xs]
     finally:
         pyprune.set_num_threads(1)
-    alone = sess.run(x)
-    plan = sess._lanes[0]
-    assert not any(isinstance(step[1], FireKernel) for step in plan.lean_pair[0])
-    assert any(isinstance(step[1], FireKernel) for step in plan.lean[0])
-    assert_matches(paired, alone, tol=1e-5)  # convs cut in parts round differently
+    alone = [sess.run(x) for x in xs]
+    assert count[0] == 2 * (len(xs) + 1)
+    assert any(isinstance(step[1], FireKernel) for step in sess._lanes[0].lean[0])
+    for f, s, a in zip(fused, steps, alone):
+        np.testing.assert_array_equal(f, s)
+        assert_matches(f, a, tol=1e-5)  # convs cut in parts round differently
+
+
+def test_a_paired_module_settles_the_helper_before_an_error_goes_on(monkeypatch):
+    """An error in the caller's part leaves the helper's settled (taken back, or waited for)
+    before it propagates; a part the helper failed in, rerun here without an error, raises."""
+    settled = []
+    pair = PairThread()
+
+    def fails(ctrl, *args):
+        raise ValueError("the caller's part failed")
+
+    monkeypatch.setattr(fire, "fire_call_paired", fails)
+    monkeypatch.setattr(fire, "settle", lambda ctrl: settled.append(ctrl) or 2)
+    with pytest.raises(ValueError, match="caller's part"):
+        FireKernel._call_paired(pair, ())
+    assert settled == [pair.ctrl]
+    monkeypatch.setattr(fire, "fire_call_paired", lambda ctrl, *args: True)
+    with pytest.raises(RuntimeError, match="helper thread failed"):
+        FireKernel._call_paired(pair, ())
 
 
 def test_a_session_can_run_fire_modules_as_steps(fire_calls):

@@ -10,6 +10,13 @@ steps leaves one Python call and one dispatch where there were four. The convs r
 same compiled code in the same order as their own steps would (gemm_conv, and the gate's
 decide_active), so the results are those steps' bits.
 
+With a helper thread (a batch of one at two threads, pair_thread.py), fire_call_paired
+runs each conv as the step would with the PairThread (prepare_first, then its GEMM's two
+parts on both threads through handover.conv_parts), with the same bits; against the four
+steps it took 0.973x dense, 0.916x gated 50% and 0.907x gated 25% at 2 threads
+(`.exp/fire_paired_ab.py`, one process alternating the two; bench/README.md, twentieth
+session).
+
 A call with a calibration hook (the hook needs each gate's logits), or where a conv
 cannot run as one compiled call (conv.py: NumPy's BLAS not callable from Numba, a
 grouped conv), runs the four steps as they are, one after the other.
@@ -20,8 +27,9 @@ from numba import njit
 
 from .base import Act, c_contiguous
 from .conv import ConvKernel
-from .conv_gemm import gemm_conv
+from .conv_gemm import finish_first, gemm_conv, prepare_first
 from .gated_conv import GatedConvKernel, decide_active
+from .handover import conv_parts, settle
 
 NO_GATE_PLAN = np.zeros(0, np.int64)  # the gate arguments of a conv without a gate
 NO_GATE_PARAMS = np.zeros(0, np.float32)
@@ -62,6 +70,51 @@ def fire_call(x, live,
     concat_live[:, ca:] = b_active
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def _conv_paired(ctrl, x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf,
+                 w_buf, y_buf, buffer, out, written):
+    """_conv for a batch of one whose GEMM parts_of may cut in two: part 1 posted to the
+    helper serving `ctrl` (handover.conv_parts) while part 0 runs here, as ConvKernel runs
+    it with a PairThread; part 1 runs here too where the helper has not claimed it in time,
+    or failed in it. Returns whether the helper failed (the caller raises)."""
+    if gate_plan.shape[0] != 0:
+        decide_active(x, live, gate_plan, gate_params, cut, active)
+    mode, na, k, parts = prepare_first(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf,
+                                       y_buf, buffer, out, written)
+    if parts == 1:
+        return False
+    outcome = conv_parts(ctrl, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer,
+                         out, written)
+    if outcome != 0:
+        finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+                     written, 1)
+    return outcome == 1
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def fire_call_paired(ctrl, x, live,
+                     s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan, s_index, s_cols, s_w,
+                     s_y, s_out, s_written,
+                     a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan, a_index, a_cols, a_w,
+                     a_y, a_written,
+                     b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias, b_plan, b_index, b_cols, b_w,
+                     b_y, b_written,
+                     concat, concat_live):
+    """fire_call for a batch of one, each conv's GEMM parts shared with the helper thread
+    serving `ctrl` (_conv_paired): the same parts, and so the same bits, as the module's
+    four steps run with a PairThread. Returns whether the helper failed in any part."""
+    failed = _conv_paired(ctrl, x, live, s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan,
+                          s_index, s_cols, s_w, s_y, s_out, s_out, s_written)
+    ca = a_active.shape[1]
+    failed |= _conv_paired(ctrl, s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias,
+                           a_plan, a_index, a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
+    failed |= _conv_paired(ctrl, s_out, s_active, b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias,
+                           b_plan, b_index, b_cols, b_w, b_y, concat, concat[:, ca:], b_written)
+    concat_live[:, :ca] = a_active
+    concat_live[:, ca:] = b_active
+    return failed
+
+
 def fusable(squeeze, expand_a, expand_b):
     """Whether three conv kernels can make a FireKernel: each a groups == 1 conv of conv.py
     or gated_conv.py (not a conv with its pool, ConvPoolKernel)."""
@@ -78,6 +131,8 @@ class FireKernel:
     warm as first written (begin_call, threshold_for and the masks per conv), 9-12 us now
     (bench/README.md, eighteenth session)."""
 
+    paired_call = True  # with a helper thread: fire_call_paired (else the four steps, each cut in parts)
+
     def __init__(self, squeeze, expand_a, expand_b, concat):
         self.convs = (squeeze, expand_a, expand_b)
         self.concat = concat
@@ -92,7 +147,9 @@ class FireKernel:
         x = xs[0]
         data = x.data
         squeeze, expand_a, expand_b = self.convs
-        if ctx.gate_hook is not None or not (data.flags.c_contiguous and self._one_call()):
+        pair = ctx.pair
+        if ctx.gate_hook is not None or not (data.flags.c_contiguous and self._one_call()) \
+                or (pair is not None and not self.paired_call):
             return self._in_steps(c_contiguous(x), ctx)
         n = data.shape[0]
         buffer = self.concat.output_buffer(n)
@@ -103,15 +160,33 @@ class FireKernel:
         s_cut, a_cut, b_cut = self.file_cuts if not ctx.thresholds and ctx.default is None else self._cuts(ctx)
         (s_gate, s_params), (a_gate, a_params), (b_gate, b_params) = self.gates
         live = np.empty((n, buffer.shape[1]), np.bool_)
-        fire_call(data, squeeze.live_of(x),
-                  s_gate, s_params, s_cut, s_active, *squeeze.gemm_args(x), s_out, squeeze.written_rows(s_out, n),
-                  a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), expand_a.written_rows(buffer, n),
-                  b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), expand_b.written_rows(buffer, n),
-                  buffer, live)
+        args = (data, squeeze.live_of(x),
+                s_gate, s_params, s_cut, s_active, *squeeze.gemm_args(x), s_out, squeeze.written_rows(s_out, n),
+                a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), expand_a.written_rows(buffer, n),
+                b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), expand_b.written_rows(buffer, n),
+                buffer, live)
+        if pair is None:
+            fire_call(*args)
+        else:
+            self._call_paired(pair, args)
         squeeze.end_call(n, s_active, s_out)
         expand_a.end_call(n, a_active, buffer)
         expand_b.end_call(n, b_active, buffer)
         return Act(buffer, live if self.gated[1] or self.gated[2] else None)
+
+    @staticmethod
+    def _call_paired(pair, args):
+        """fire_call_paired with pair's helper (a batch of one). Where the caller's part
+        raises, the helper's part is settled (taken back, or waited for) before the error
+        goes on, as the helper may still be writing into the module's buffers; where the
+        helper's part failed and its rerun here did not raise, this raises."""
+        try:
+            failed = fire_call_paired(pair.ctrl, *args)
+        except BaseException:
+            settle(pair.ctrl)
+            raise
+        if failed:
+            raise RuntimeError("pyprune's helper thread failed in a job that then ran on the calling thread")
 
     def _one_call(self):
         """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a
