@@ -1,6 +1,7 @@
 """A helper thread that runs the second half of a batch of one's big compiled jobs while the
 calling thread runs the first, where pyprune has two or more threads: the two parts of a
-conv cut in two (kernels/cpu/conv_gemm.parts_of) and the two halves of the banded stem.
+conv cut in two (kernels/cpu/conv_gemm.parts_of), alone or within a fire module's one
+compiled call (kernels/cpu/fire.py), and the two halves of the banded stem.
 
 The session wakes the helper when such a run starts (`begin`) and parks it when the run
 ends (`end`); in between it spins in compiled code (kernels/cpu/handover.py), so that a
@@ -25,6 +26,9 @@ import numpy as np
 from .kernels.cpu import handover
 from .kernels.cpu.conv_gemm import finish_first
 from .kernels.cpu.conv_pool import conv_pool_rows
+from .kernels.cpu.fire import fire_call_paired
+
+HELPER_FAILED = "pyprune's helper thread failed in a job that then ran on the calling thread"
 
 
 def _serve(go, ctrl):
@@ -46,9 +50,9 @@ def _stop(go, ctrl, pid):
 
 
 class PairThread:
-    """begin() and end() bracket a run in which the helper serves; conv_parts() and
-    stem_halves() run a job's two halves on both threads (or both here, where the helper
-    has not claimed the second in time)."""
+    """begin() and end() bracket a run in which the helper serves; conv_parts(),
+    stem_halves() and fire_module() run a job's two halves on both threads (or both here,
+    where the helper has not claimed the second in time)."""
 
     def __init__(self):
         self.ctrl = np.zeros(handover.SIZE, np.int64)
@@ -93,6 +97,13 @@ class PairThread:
         self._settled(outcome, conv_pool_rows, (xin, w_lanes, taps, bias, relu, plan, pool_plan, second_band, out,
                                                 mid, end))
 
+    def fire_module(self, args):
+        """fire.fire_call_paired(ctrl, *args): a fire module's convs, each one's parts on
+        both threads at once (a part the helper has not claimed in time, or failed in,
+        runs again here inside the compiled call)."""
+        if self._both(fire_call_paired, args):
+            raise RuntimeError(HELPER_FAILED)
+
     def probe(self, fail=False, patience=0):
         """A PROBE job (handover.py), for the tests: returns which thread ran it, "helper"
         or "caller", the caller having waited up to `patience` spins for the helper to
@@ -118,4 +129,4 @@ class PairThread:
             return
         second(*args)
         if outcome == 1:
-            raise RuntimeError("pyprune's helper thread failed in a job that then ran on the calling thread")
+            raise RuntimeError(HELPER_FAILED)

@@ -142,9 +142,9 @@ class Session:
         """Have every CPU conv cut its big GEMMs in two parts (and the banded stem its pool
         rows in two halves) where the session can run parts at once (two or more threads,
         and a sample worth them), else not, where they would only cost time (1.5-2% of a
-        dense run here). The cuts
-        change a result's last bits, so they follow the session's settings, never one
-        call's batch: a batch still gives what its images give alone."""
+        dense run here). The cuts change a result's last bits, so they follow the
+        session's settings, never one call's batch: a batch still gives what its images
+        give alone."""
         if on != self._cuts:
             for plan in self._lanes:
                 _set_cuts(plan, on)

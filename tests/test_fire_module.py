@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import pyprune
-from pyprune import config, models
-from pyprune.kernels.cpu import fire
+from pyprune import config, models, pair_thread
+from pyprune.kernels.cpu import fire, handover
 from pyprune.kernels.cpu.fire import FireKernel
 from pyprune.pair_thread import PairThread
 from pyprune.reference import run_reference
@@ -46,18 +46,23 @@ def one_thread():
     pyprune.set_num_threads(before)
 
 
-@pytest.fixture
-def fire_calls(monkeypatch):
-    """Counts the fused calls that run."""
+def count_calls(monkeypatch, module, name):
+    """Replace module.name with a wrapper that counts its calls; returns the count (a list of one)."""
     count = [0]
-    real = fire.fire_call
+    real = getattr(module, name)
 
     def counted(*args):
         count[0] += 1
         return real(*args)
 
-    monkeypatch.setattr(fire, "fire_call", counted)
+    monkeypatch.setattr(module, name, counted)
     return count
+
+
+@pytest.fixture
+def fire_calls(monkeypatch):
+    """Counts the fused calls that run."""
+    return count_calls(monkeypatch, fire, "fire_call")
 
 
 @pytest.mark.parametrize("gate_squeeze, gate_expands", [(True, True), (False, False), (True, False), (False, True)])
@@ -104,14 +109,7 @@ def test_two_threads_run_a_module_in_one_call_with_the_helper(monkeypatch, gate_
     four steps cut in the same parts, and one thread's within rounding."""
     monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)  # this small net's sample worth two threads
     monkeypatch.setattr(config, "SPLIT_GEMM_MACS", 1)  # and its tiled 3 x 3 convs cut in two
-    count = [0]
-    real = fire.fire_call_paired
-
-    def counted(*args):
-        count[0] += 1
-        return real(*args)
-
-    monkeypatch.setattr(fire, "fire_call_paired", counted)
+    count = count_calls(monkeypatch, pair_thread, "fire_call_paired")
     sess = pyprune.Session(fire_net(gate_squeeze, gate_expands))
     xs = [images(1, seed) for seed in (4, 5, 6)]
     try:
@@ -139,14 +137,14 @@ def test_a_paired_module_settles_the_helper_before_an_error_goes_on(monkeypatch)
     def fails(ctrl, *args):
         raise ValueError("the caller's part failed")
 
-    monkeypatch.setattr(fire, "fire_call_paired", fails)
-    monkeypatch.setattr(fire, "settle", lambda ctrl: settled.append(ctrl) or 2)
+    monkeypatch.setattr(pair_thread, "fire_call_paired", fails)
+    monkeypatch.setattr(handover, "settle", lambda ctrl: settled.append(ctrl) or 2)
     with pytest.raises(ValueError, match="caller's part"):
-        FireKernel._call_paired(pair, ())
+        pair.fire_module(())
     assert settled == [pair.ctrl]
-    monkeypatch.setattr(fire, "fire_call_paired", lambda ctrl, *args: True)
+    monkeypatch.setattr(pair_thread, "fire_call_paired", lambda ctrl, *args: True)
     with pytest.raises(RuntimeError, match="helper thread failed"):
-        FireKernel._call_paired(pair, ())
+        pair.fire_module(())
 
 
 def test_a_session_can_run_fire_modules_as_steps(fire_calls):

@@ -29,7 +29,7 @@ from .base import Act, c_contiguous
 from .conv import ConvKernel
 from .conv_gemm import finish_first, gemm_conv, prepare_first
 from .gated_conv import GatedConvKernel, decide_active
-from .handover import conv_parts, settle
+from .handover import conv_parts
 
 NO_GATE_PLAN = np.zeros(0, np.int64)  # the gate arguments of a conv without a gate
 NO_GATE_PARAMS = np.zeros(0, np.float32)
@@ -168,25 +168,11 @@ class FireKernel:
         if pair is None:
             fire_call(*args)
         else:
-            self._call_paired(pair, args)
+            pair.fire_module(args)
         squeeze.end_call(n, s_active, s_out)
         expand_a.end_call(n, a_active, buffer)
         expand_b.end_call(n, b_active, buffer)
         return Act(buffer, live if self.gated[1] or self.gated[2] else None)
-
-    @staticmethod
-    def _call_paired(pair, args):
-        """fire_call_paired with pair's helper (a batch of one). Where the caller's part
-        raises, the helper's part is settled (taken back, or waited for) before the error
-        goes on, as the helper may still be writing into the module's buffers; where the
-        helper's part failed and its rerun here did not raise, this raises."""
-        try:
-            failed = fire_call_paired(pair.ctrl, *args)
-        except BaseException:
-            settle(pair.ctrl)
-            raise
-        if failed:
-            raise RuntimeError("pyprune's helper thread failed in a job that then ran on the calling thread")
 
     def _one_call(self):
         """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a
