@@ -50,6 +50,14 @@ SPLIT_MIN_MACS = 100_000_000
 # time of one cutting from 4 M (bench/README.md, nineteenth session).
 SPLIT_GEMM_MACS = 300_000
 
+# A conv's GEMM over some of its kernels (a gated layer's active ones) gets up to this many
+# zero rows of weights, by BLAS, to reach a multiple of 4 rows (kernels/cpu/conv_gemm.py's
+# gemm_rows). On the AMD host (Zen 3), alone on SqueezeNet's gated 1 x 1 shapes at 2-35
+# rows, rounding up took OpenBLAS 0.53-0.93x the time at 3 rows past a multiple of 4 and
+# 0.77-1.04x at 2, but 0.74-1.21x at 1; MKL 0.74-1.02x at 3 and 0.98-1.62x at 2
+# (`python .exp/m_sweep2.py`, `PYPRUNE_BLAS=mkl python .exp/m_sweep2.py`).
+GEMM_ROW_PAD = {"openblas": 2, "mkl": 1}
+
 # 3 x 3 convs of stride 1 and padding 1 (SqueezeNet's expand3x3) run on
 # kernels/cpu/tile_gemm.py's register tiles instead of im2col + sgemm, read when a kernel
 # is made. On the AMD host, one thread, one session toggling it: SqueezeNet dense 0.944x,

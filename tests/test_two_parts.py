@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 
 import pyprune
 from pyprune import config, models
-from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, SPLIT_MACS, TRANSPOSED, parts_of
+from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, ROW_PAD, SPLIT_MACS, TRANSPOSED, conv_plan, \
+    gemm_rows, parts_of
 from pyprune.kernels.cpu import handover
 from pyprune.pair_thread import PairThread
 from pyprune.ops.conv import conv2d_reference
@@ -26,11 +27,13 @@ from .kernels.cpu.test_conv import conv_weights, magnitude
 
 @settings(deadline=None)
 @given(mode=st.sampled_from([EMPTY, FULL, TRANSPOSED, PARTIAL]), na=st.integers(0, 300), k=st.integers(1, 600),
-       hw=st.integers(1, 4000), co=st.integers(1, 300), split=st.integers(1, 10**8))
-def test_parts_of_cuts_big_gemms_on_aligned_bounds(mode, na, k, hw, co, split):
+       hw=st.integers(1, 4000), co=st.integers(1, 300), split=st.integers(1, 10**8), row_pad=st.integers(0, 3))
+def test_parts_of_cuts_big_gemms_on_aligned_bounds(mode, na, k, hw, co, split, row_pad):
     na = min(na, co)
-    parts, by_columns, cut = parts_of(mode, na, k, hw, co, split)
-    rows = co if mode in (FULL, TRANSPOSED) else na
+    plan = conv_plan((1, 1), (1, 1, 0, 0, 1, 1), (1, hw), False, True, 4, split, row_pad=row_pad)
+    assert plan[SPLIT_MACS] == split and plan[ROW_PAD] == row_pad
+    parts, by_columns, cut = parts_of(mode, na, k, hw, co, plan)
+    rows = gemm_rows(mode, na, co, row_pad)
     if mode == EMPTY or rows * k * hw < split:
         assert parts == 1
     if parts == 1:
@@ -40,6 +43,7 @@ def test_parts_of_cuts_big_gemms_on_aligned_bounds(mode, na, k, hw, co, split):
         assert hw >= 512 and 0 < cut < hw and cut % 16 == 0
     else:
         assert hw < 512 and 0 < cut < rows and cut % 8 == 0
+        assert mode != PARTIAL or cut < na, "the second part must hold real rows, not only padding"
 
 
 @pytest.fixture

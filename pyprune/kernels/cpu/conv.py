@@ -11,10 +11,12 @@ from numba import njit
 
 from ... import config
 from ..macs import conv_macs
+from . import blas
 from .base import Act, CpuKernel, c_contiguous
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, SHIFTED, SPLIT_MACS, TILED, TILES, \
-    TRANSPOSED, conv_plan, finish_part, gemm_conv, parts_of, prepare_first, prepare_sample, tiles_fit
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, ROW_PAD, SHIFTED, SPLIT_MACS, TILED, \
+    TILES, TRANSPOSED, conv_plan, finish_part, gemm_conv, gemm_rows, parts_of, prepare_first, prepare_sample, \
+    tiles_fit
 from .conv_steps import add_bias, scatter_rows
 from .tile_gemm import ROWS, guarded_size, pack_tiles, tile_count
 
@@ -100,6 +102,17 @@ class ConvKernel(CpuKernel):
     def tiles(self, on):
         self.conv_plan[TILES] = bool(on) and self.tiles_fit
 
+    @property
+    def row_pad(self):
+        """Zero rows a GEMM over some kernels may add to reach a multiple of 4
+        (conv_gemm.gemm_rows; config.GEMM_ROW_PAD for the BLAS in use when the kernel was
+        made; 0 turns it off)."""
+        return int(self.conv_plan[ROW_PAD])
+
+    @row_pad.setter
+    def row_pad(self, rows):
+        self.conv_plan[ROW_PAD] = rows
+
     def __init__(self, node, a, in_shapes, out_shape):
         super().__init__(node, a, in_shapes, out_shape)
         self.weight = np.ascontiguousarray(node.weights["weight"], np.float32)
@@ -113,7 +126,8 @@ class ConvKernel(CpuKernel):
             (kh, kw), self.geometry, out_shape[1:],
             shifted=a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2],
             pointwise=(kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0),
-            gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS, tiles=self.tiles_fit)
+            gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS, tiles=self.tiles_fit,
+            row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0))
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
@@ -272,7 +286,7 @@ class ConvKernel(CpuKernel):
                 self.index_buf, cols_flat, self.w_buf)
             if mode == TILED:  # no BLAS in it: the compiled parts run as they are
                 dst = flat if flat.flags.c_contiguous else np.empty((co, hw), np.float32)
-                for part in range(parts_of(mode, na, k, hw, co, self.conv_plan[SPLIT_MACS])[0]):
+                for part in range(parts_of(mode, na, k, hw, co, self.conv_plan)[0]):
                     finish_part(mode, na, k, cols, w2, self.w_tiles, self.w_buf, self.y_buf, self.epilogue_bias,
                                 self.conv_plan, self.index_buf, dst, written[s], part)
                 if dst is not flat:
@@ -284,13 +298,14 @@ class ConvKernel(CpuKernel):
                 if self.conv_plan[ADD_FULL_BIAS]:  # else the pool after adds bias and ReLU
                     add_bias(flat, self.bias, self.fused_relu)
                 continue
-            y = self.y_buf[:na * hw].reshape(na, hw)
+            rows = gemm_rows(mode, na, co, self.conv_plan[ROW_PAD])  # na and the padding rows
+            y = self.y_buf[:rows * hw].reshape(rows, hw)
             if mode == EMPTY:
                 y[...] = 0.0
             else:
-                np.matmul(self.w_buf[:na * k].reshape(na, k), cols, out=y)
+                np.matmul(self.w_buf[:rows * k].reshape(rows, k), cols, out=y)
             act_idx = self.index_buf[x.data.shape[1]:][:na]
-            scatter_rows(y, act_idx, self.epilogue_bias, self.fused_relu, flat, written[s])
+            scatter_rows(y[:na], act_idx, self.epilogue_bias, self.fused_relu, flat, written[s])
 
     def macs(self, xs, y):
         """MACs per sample that the masks leave (active kernels x live inputs per group), and

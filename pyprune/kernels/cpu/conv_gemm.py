@@ -35,14 +35,16 @@ ADD_FULL_BIAS = 13  # 0: a pool after the conv adds the bias (and ReLU) to a ful
 GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is made
 SPLIT_MACS = 15     # a sample's GEMM of at least this many MACs runs in two parts (ConvKernel.set_cuts)
 TILES = 16          # 1: the conv runs on tile_gemm's tiles (where tiles_fit held when the kernel was made)
+ROW_PAD = 17        # zero rows PARTIAL's GEMM may add to reach a multiple of 4 rows (gemm_rows)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
-def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False):
+def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
+              row_pad=0):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles], np.int64)
+                     tiles, row_pad], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -50,6 +52,24 @@ def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
     least a tile's pixels."""
     return (kernel_size == (3, 3) and stride == (1, 1) and padding == (1, 1, 1, 1) and dilation == (1, 1)
             and groups == 1 and out_size[0] * out_size[1] >= COLS)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def gemm_rows(mode, na, co, row_pad):
+    """Rows of a sample's GEMM: C_out for FULL and TRANSPOSED; for PARTIAL, its na active
+    kernels, rounded up to a multiple of 4 with zero rows where that adds at most row_pad
+    rows and stays within C_out.
+    Why: OpenBLAS's sgemm (Haswell kernels, on Zen 3) runs the rows in fours and each
+    leftover 2 or 1 as another pass over the packed right operand, so 7 rows cost more than
+    8; on SqueezeNet's gated 1 x 1 shapes, 2-35 rows rounded up took 0.53-0.93x the time
+    at 3 rows over a multiple of 4, 0.77-1.04x at 2, but 0.74-1.21x at 1
+    (config.GEMM_ROW_PAD; `python .exp/m_sweep2.py`)."""
+    if mode == FULL or mode == TRANSPOSED:
+        return co
+    if mode != PARTIAL:
+        return na
+    up = (na + 3) // 4 * 4
+    return up if up - na <= row_pad and up <= co else na
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -112,25 +132,26 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         gather_rows(w2_t, kk, live_idx, w_buf[:k * co].reshape(k, co))
         return TRANSPOSED, na, k, cols
     gather_weights(w2, kk, act_buf[:na], live_idx, w_buf[:na * k].reshape(na, k))
+    w_buf[na * k:gemm_rows(PARTIAL, na, co, plan[ROW_PAD]) * k] = 0.0
     return PARTIAL, na, k, cols
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def parts_of(mode, na, k, hw, co, split_macs):
+def parts_of(mode, na, k, hw, co, plan):
     """(parts, by_columns, cut): how a sample's GEMM runs, as one part or as two that two
-    threads can run at once. Only the sizes and split_macs decide, never whether the parts
+    threads can run at once. Only the sizes and the plan's SPLIT_MACS decide, never whether the parts
     run at once, so that a sample's bits are the same alone and in a batch (a GEMM cut in
     two rounds differently from the whole). Wide outputs are cut by columns (pixels),
     narrow ones (13 x 13) by rows (kernels), where a column half of 85 pixels ran no
     faster on two threads; the cuts fall on multiples of 16 columns or 8 rows."""
-    rows = co if mode == FULL or mode == TRANSPOSED else na
-    if mode == EMPTY or rows * k * hw < split_macs:
+    rows = gemm_rows(mode, na, co, plan[ROW_PAD])
+    if mode == EMPTY or rows * k * hw < plan[SPLIT_MACS]:
         return 1, False, 0
     if mode == TILED:  # both parts claim the same pixels' panels, each taking what it gets to first
         return 2, True, 0
     if hw >= 512:
         return 2, True, (hw // 2 + 15) // 16 * 16
-    if rows >= 32:
+    if rows >= 32:  # both parts hold real rows: rows - cut >= 9 > a PARTIAL's padding
         return 2, False, (rows // 2 + 7) // 8 * 8
     return 1, False, 0
 
@@ -146,8 +167,8 @@ def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_
     indices (prepare_sample)."""
     co, hw = dst.shape[0], dst.shape[1]
     relu, add_full_bias = plan[RELU] != 0, plan[ADD_FULL_BIAS] != 0
-    parts, by_columns, cut = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])
-    rows = co if mode == FULL or mode == TRANSPOSED else na
+    parts, by_columns, cut = parts_of(mode, na, k, hw, co, plan)
+    rows = gemm_rows(mode, na, co, plan[ROW_PAD])
     r0, r1, c0, c1 = 0, rows, 0, hw
     if parts == 2 and by_columns:
         c0, c1 = (0, cut) if part == 0 else (cut, hw)
@@ -176,9 +197,9 @@ def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_
     y = y_buf[:na * hw].reshape(na, hw)
     if mode == EMPTY:
         y[:] = 0.0
-    else:
+    else:  # rows from na on are gemm_rows' padding, computed and dropped
         sgemm(False, m, n, k, w_buf[r0 * k:], k, b, hw, y_buf[r0 * hw + c0:], hw)
-    scatter_block(y, act_idx, bias, relu, dst, written, r0, r1, c0, c1)
+    scatter_block(y, act_idx, bias, relu, dst, written, r0, min(r1, na), c0, c1)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -202,7 +223,7 @@ def prepare_first(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, col
     planes, first = sample_planes(buffer, out, co, hw)
     mode, na, k, cols = prepare_sample(x[0], live[0], active[0], w2, w2_t, plan, index_buf,
                                        cols_buf.reshape(cols_buf.size), w_buf)
-    parts = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])[0]
+    parts = parts_of(mode, na, k, hw, co, plan)[0]
     if parts == 1:
         finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf,
                     planes[0][first:first + co], written[0], 0)
@@ -240,6 +261,6 @@ def gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_bu
     for s in range(x.shape[0]):
         dst = planes[s][first:first + co]
         mode, na, k, cols = prepare_sample(x[s], live[s], active[s], w2, w2_t, plan, index_buf, cols_flat, w_buf)
-        parts = parts_of(mode, na, k, hw, co, plan[SPLIT_MACS])[0]
+        parts = parts_of(mode, na, k, hw, co, plan)[0]
         for part in range(parts):
             finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written[s], part)
