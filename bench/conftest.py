@@ -12,9 +12,13 @@ from . import peers
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Record which BLAS runs pyprune's GEMMs (MKL or OpenBLAS, single-threaded: blas.py
-    picks by the CPU); report.py prints it."""
+    picks by the CPU), and how much two threads got done at once when the run began
+    (bench/cores.py: the 2-thread timings depend on it here); report.py prints both."""
     from pyprune.kernels.cpu import blas
+
+    from .cores import parallel_throughput
     machine_info["pyprune_blas"] = f"{blas.describe()}, single-threaded"
+    machine_info["two_threads_throughput"] = round(parallel_throughput(2), 2)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,10 @@ At 2 threads ONNX Runtime's workers are told not to spin between runs
 (session.intra_op.allow_spinning = 0): spinning, they would hold a core that pyprune's
 run needs when the blocks alternate. That makes ONNX Runtime a little slower
 than it is when served alone.
+
+At 2 threads or more it also prints bench/cores.py's probe before and after the rounds:
+how much two threads of plain compiled work got done at once, against one alone. On this
+shared host the second core is sometimes not free, and the 2-thread ratios then say so.
 """
 
 import argparse
@@ -27,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyprune  # noqa: E402
+from bench.cores import parallel_throughput  # noqa: E402
 from bench.peers import onnxruntime_session  # noqa: E402
 from pyprune import models  # noqa: E402
 
@@ -78,6 +83,7 @@ def main(argv=None):
     runs = engines(images, args.threads)
     for run in runs.values():  # compile, and allocate the sessions' buffers
         run(images[:1])
+    cores_before = parallel_throughput(args.threads)
     per_round = {name: [] for name in runs}
     order = list(runs)
     for r in range(args.rounds):
@@ -86,7 +92,11 @@ def main(argv=None):
     base = np.array(per_round["onnxruntime dense"])
     from pyprune.kernels.cpu import blas
     print(f"{args.threads} thread(s), {args.rounds} rounds of {args.block} images per engine, batch 1, "
-          f"pyprune's GEMMs on {blas.describe()}; ratio = pyprune / ONNX Runtime dense within each round\n")
+          f"pyprune's GEMMs on {blas.describe()}; ratio = pyprune / ONNX Runtime dense within each round")
+    if args.threads >= 2:
+        print(f"{args.threads} threads of plain compiled work at once did {cores_before:.2f}x one thread's "
+              f"before the rounds, {parallel_throughput(args.threads):.2f}x after (bench/cores.py)")
+    print()
     print("| engine | median ms | ratio, median | ratio, quartiles |\n|---|---:|---:|---:|")
     for name, times in per_round.items():
         ratios = np.array(times) / base

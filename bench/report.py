@@ -27,7 +27,12 @@ def main(paths):
     dates = ", ".join(d.get("datetime", "")[:19] for d in runs)
     print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; Python "
           f"{info.get('python_version')}; pyprune's GEMMs on {info.get('pyprune_blas', '?')}; "
-          f"{len(runs)} run(s): {dates}\n")
+          f"{len(runs)} run(s): {dates}")
+    probes = [d.get("machine_info", {}).get("two_threads_throughput") for d in runs]
+    if any(p is not None for p in probes):
+        print("Two threads at once did " + ", ".join("?" if p is None else f"{p:.2f}x" for p in probes)
+              + " one thread's work as each run began (bench/cores.py)")
+    print()
     squeezenet(per_run)
     layers(per_run)
     misc(per_run)

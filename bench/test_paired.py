@@ -2,7 +2,16 @@
 
 import pytest
 
+import pyprune
+
 from . import paired
+
+
+@pytest.fixture(autouse=True)
+def default_threads():
+    """paired.main sets the thread count; the next test gets the default back."""
+    yield
+    pyprune.set_num_threads()
 
 
 def test_paired_prints_a_row_per_engine(capsys):
@@ -25,3 +34,10 @@ def test_paired_names_the_extra_when_onnxruntime_is_missing(monkeypatch):
     monkeypatch.setattr(paired, "onnxruntime_session", missing)
     with pytest.raises(SystemExit, match=r"needs ONNX Runtime: pip install -e '\.\[onnx\]'"):
         paired.onnxruntime_run(None, 1)
+
+
+def test_paired_prints_the_cores_probe_at_two_threads(capsys):
+    pytest.importorskip("onnxruntime", reason="peer ONNX Runtime not installed: pip install onnxruntime onnx")
+    paired.main(["--threads", "2", "--rounds", "1", "--block", "1"])
+    out = capsys.readouterr().out
+    assert "2 threads of plain compiled work at once did " in out and " after (bench/cores.py)" in out

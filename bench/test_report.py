@@ -59,3 +59,15 @@ def test_start_up_line_gives_the_time_to_the_first_result(tmp_path):
             "warm to the process's exit 1.40 s") in out
     out = subprocess.run([sys.executable, str(SCRIPT), old], capture_output=True, text=True, check=True).stdout
     assert "warm 1.50 s" in out
+
+
+def test_the_cores_probe_is_printed_per_run_where_recorded(tmp_path):
+    paths = [run_json(tmp_path / f"{i}.json", 8.0, 5.0, 6.0) for i in range(3)]
+    out = subprocess.run([sys.executable, str(SCRIPT), *paths], capture_output=True, text=True, check=True).stdout
+    assert "Two threads at once" not in out  # runs saved before the probe was recorded
+    for path, probe in zip(paths[:2], (1.8, 0.93)):
+        data = json.loads(Path(path).read_text())
+        data["machine_info"]["two_threads_throughput"] = probe
+        Path(path).write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, str(SCRIPT), *paths], capture_output=True, text=True, check=True).stdout
+    assert "Two threads at once did 1.80x, 0.93x, ? one thread's work as each run began" in out
