@@ -63,7 +63,8 @@ def gemm_rows(mode, na, co, row_pad):
     leftover 2 or 1 as another pass over the packed right operand, so 7 rows cost more than
     8; on SqueezeNet's gated 1 x 1 shapes, 2-35 rows rounded up took 0.53-0.93x the time
     at 3 rows over a multiple of 4, 0.77-1.04x at 2, but 0.74-1.21x at 1
-    (config.GEMM_ROW_PAD; `python .exp/m_sweep2.py`)."""
+    (config.GEMM_ROW_PAD; `python .exp/m_sweep2.py`). The real rows' bits can differ from
+    an unpadded GEMM's, but depend only on the count."""
     if mode == FULL or mode == TRANSPOSED:
         return co
     if mode != PARTIAL:
@@ -139,9 +140,9 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
 @njit(cache=True, nogil=True, boundscheck=False)
 def parts_of(mode, na, k, hw, co, plan):
     """(parts, by_columns, cut): how a sample's GEMM runs, as one part or as two that two
-    threads can run at once. Only the sizes and the plan's SPLIT_MACS decide, never whether the parts
-    run at once, so that a sample's bits are the same alone and in a batch (a GEMM cut in
-    two rounds differently from the whole). Wide outputs are cut by columns (pixels),
+    threads can run at once. Only the sizes and the plan (SPLIT_MACS, ROW_PAD) decide, never
+    whether the parts run at once, so that a sample's bits are the same alone and in a
+    batch (a GEMM cut in two rounds differently from the whole). Wide outputs are cut by columns (pixels),
     narrow ones (13 x 13) by rows (kernels), where a column half of 85 pixels ran no
     faster on two threads; the cuts fall on multiples of 16 columns or 8 rows."""
     rows = gemm_rows(mode, na, co, plan[ROW_PAD])
