@@ -1,9 +1,9 @@
 """Whether this machine's cores run at once right now: a compiled loop without memory
 traffic in `threads` threads at once, against one thread alone.
 
-Why: on the shared 2-core host, two threads of such a loop ran at 0.75-1.81x one thread's
-throughput within a single minute (bench/README.md, twenty-first session): a neighbour
-takes the second core for seconds at a time. A 2-thread timing says as much about that
+Why: on the shared 2-core host, two threads of such a loop ran at 0.75-2.00x one thread's
+throughput from one minute to the next (bench/README.md, twenty-first session): a
+neighbour takes the second core for seconds at a time. A 2-thread timing says as much about that
 moment as about the code, so the benchmarks print this probe beside it.
 
     python bench/cores.py [--threads 2]
@@ -21,7 +21,8 @@ _WORK = 2_000_000  # loop iterations per thread: a few ms
 
 @njit(nogil=True, cache=True)
 def _spin(n):
-    """n dependent float multiply-adds (no memory traffic), returned so that none is dropped."""
+    """n dependent float multiplies and adds (no memory traffic), the result returned so that
+    none is dropped."""
     s = 0.0
     for i in range(n):
         s = s * 0.999999 + 1.0
