@@ -12,6 +12,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py fuse_fire_modules
     python bench/ab_flag.py paired_call --threads 2 --rounds 16 --block 10
     python bench/ab_flag.py row_pad --rounds 16 --block 10
+    python bench/ab_flag.py bind_calls --rounds 20 --block 8
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
@@ -46,7 +47,8 @@ from pyprune import models  # noqa: E402
 from pyprune.kernels.cpu.fire import FireKernel  # noqa: E402
 
 SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles",
-            "fuse_fire_modules", "paired_call", "row_pad")
+            "fuse_fire_modules", "paired_call", "row_pad", "bind_calls")
+SESSION_SWITCHES = ("fuse_fire_modules", "bind_calls")  # attributes of the Session, not of its kernels
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -65,8 +67,8 @@ def session(model, switch, on, first):
     """A session of model with `switch` on or off, having run `first` (a fire module's
     kernel comes with the first run's program; every other switch is set before it)."""
     sess = pyprune.Session(model)
-    if not on and switch == "fuse_fire_modules":
-        sess.fuse_fire_modules = False
+    if not on and switch in SESSION_SWITCHES:
+        setattr(sess, switch, False)
     elif not on:
         for step in sess._steps:
             if switch == "shared_workspace":

@@ -20,10 +20,10 @@ def test_switches_exist_on_conv_kernels():
     import pyprune
     sess = pyprune.Session(models.squeezenet1_1(gated=True, image_size=32, num_classes=4))
     kernels = [s.kernel for s in sess._steps if s.node.op == "GatedConv2d"]
-    flags = [sw for sw in ab_flag.SWITCHES if sw not in ("shared_workspace", "banded", "fuse_fire_modules",
-                                                         "paired_call")]
+    flags = [sw for sw in ab_flag.SWITCHES if sw not in ("shared_workspace", "banded", "paired_call",
+                                                         *ab_flag.SESSION_SWITCHES)]
     assert all(hasattr(k, sw) for k in kernels for sw in flags)
-    assert hasattr(sess, "fuse_fire_modules")  # a session's setting, not a kernel's
+    assert all(hasattr(sess, sw) for sw in ab_flag.SESSION_SWITCHES)  # a session's settings, not a kernel's
     sess.run(np.zeros((1, 3, 32, 32), np.float32))  # `paired_call` lives on the fire modules' kernels
     assert all(hasattr(step[1], "paired_call") for step in sess._lanes[0].lean[0] if "+" in step[1].name)
     assert any("+" in step[1].name for step in sess._lanes[0].lean[0])

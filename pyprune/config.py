@@ -64,6 +64,11 @@ GEMM_ROW_PAD = {"openblas": 2, "mkl": 1}
 # gated 50% 0.966x, gated 25% 0.957x; MNIST 0.82x (`python bench/ab_flag.py tiles`).
 TILE_CONVS = True
 
+# The largest batch a session runs as a bound program (bound_program.py), which keeps every
+# step's output for the next call: its Python per run matters least, and its buffers grow,
+# with the batch.
+BIND_MAX_BATCH = 8
+
 # Time limit for reading a model file without pyprune's checksum block in a child process
 # (io/hdf5.py): longer means libhdf5 hung on a corrupted file.
 UNSEALED_PROBE_SECONDS = 60

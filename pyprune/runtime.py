@@ -10,6 +10,7 @@ import numpy as np
 
 from . import config, threads
 from .devices import CPU, get_device
+from .bound_program import bind_program
 from .errors import InputError
 from .graph import analyze
 from .kernels.cpu import Act
@@ -72,6 +73,7 @@ class Session:
 
     split_batches = True
     fuse_fire_modules = True
+    bind_calls = True
 
     def __init__(self, model, device="cpu"):
         self.model = model
@@ -93,6 +95,7 @@ class Session:
         self._pair = None  # a PairThread, for a batch of one's big GEMMs on two threads
         self._cuts = None  # whether the CPU convs cut their big GEMMs now (_cut_gemms)
         self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
+        self._bound = {}  # batch size -> (the lean program, its BoundProgram or None where it cannot bind)
 
     @property
     def _steps(self):
@@ -116,14 +119,25 @@ class Session:
         """Like run(), and also return a RunStats with per-layer, per-sample work and time."""
         return self._run(x, threshold, stats=True)
 
+    def unbind(self):
+        """Drop the bound programs (bound_program.py), so that the next call binds anew and
+        reads the kernels' switches again."""
+        self._bound.clear()
+
     def _run(self, x, threshold, stats, gate_hook=None):
-        feeds = self._feeds(x)
+        arrays = self._inputs(x)
         ctx = self._context(threshold, gate_hook)
-        batch = next(iter(feeds.values())).data.shape[0]
+        batch = next(iter(arrays.values())).shape[0]
         parallel = self.split_batches and self._splittable and threads.get_num_threads() >= 2
         paired = parallel and self._min_per_lane == 1  # a sample worth a thread's lane: worth two threads
         self._cut_gemms(paired)
         lanes = threads.lanes_for(batch, self._min_per_lane, parallel and not stats and gate_hook is None)
+        if lanes == 1 and not stats and gate_hook is None and threshold is None and not (paired and batch == 1):
+            bound = self._bound_program(batch)
+            if bound is not None:
+                outs = bound.run([arrays[t] for t in self.input_names], self.input_names)
+                return (outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))), None
+        feeds = self._feeds(arrays)
         if lanes > 1:
             outs, layers = self._run_split(feeds, ctx, batch, lanes), None
         else:
@@ -137,6 +151,27 @@ class Session:
                     ctx.pair.end()
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
+
+    def _bound_program(self, n):
+        """The BoundProgram for batches of n on lane 0's plan, bound on first need, or None
+        where the session does not bind (bind_calls off, a batch above
+        config.BIND_MAX_BATCH, steps off the CPU) or a step cannot be bound."""
+        if not (self.bind_calls and self._splittable and n <= config.BIND_MAX_BATCH):
+            return None
+        program = self._lean(self._lanes[0])
+        entry = self._bound.get(n)
+        if entry is None or entry[0] is not program or (entry[1] is not None and entry[1].broken):
+            if len(self._bound) >= 2:  # each keeps a full set of activations: only the last two sizes
+                self._bound.pop(next(iter(self._bound)))
+            entry = self._bound[n] = (program, bind_program(program, n, [self.input_shapes[t]
+                                                                         for t in self.input_names]))
+        return entry[1]
+
+    def _lean(self, plan):
+        """plan's lean program (lean_steps.py), made on first need."""
+        if plan.lean is None:
+            plan.lean = lean_program(plan, self.input_names, self._outputs, fuse=self.fuse_fire_modules)
+        return plan.lean
 
     def _cut_gemms(self, on):
         """Have every CPU conv cut its big GEMMs in two parts (and the banded stem its pool
@@ -186,11 +221,7 @@ class Session:
         compiled call, which with ctx.pair shares each conv's parts with the helper
         thread); this loop keeps the rest."""
         if not stats and self._splittable:  # every step on the CPU, no copies
-            program = plan.lean
-            if program is None:
-                program = plan.lean = lean_program(plan, self.input_names, self._outputs,
-                                                   fuse=self.fuse_fire_modules)
-            arrays = run_lean(program, [feeds[t] for t in self.input_names], ctx)
+            arrays = run_lean(self._lean(plan), [feeds[t] for t in self.input_names], ctx)
             return dict(zip(self.output_names, arrays)), None
         values = {t: {CPU: act} for t, act in feeds.items()}  # tensor -> device -> Act
         layers = [] if stats else None
@@ -230,7 +261,9 @@ class Session:
         device, act = next(iter(copies.items()))
         return device.to_host(act.data)
 
-    def _feeds(self, x):
+    def _inputs(self, x):
+        """x as a dict input name -> array, each checked for type, dtype and shape (not yet
+        for NaN and Inf: _feeds, or a bound program as it copies them in)."""
         if not isinstance(x, dict):
             if len(self.input_shapes) != 1:
                 raise InputError(f"this model has inputs {self.input_names}: pass a dict name -> array")
@@ -255,10 +288,19 @@ class Session:
             if self.device.max_batch is not None and batch > self.device.max_batch:
                 raise InputError(f"input '{name}' has batch {batch}; device {self.device.name} takes at "
                                  f"most {self.device.max_batch} per call (split the batch)")
+            values[name] = arr
+        return values
+
+    @staticmethod
+    def _feeds(arrays):
+        """The checked input arrays (_inputs) as Acts, C-contiguous, after checking them for
+        NaN and Inf."""
+        feeds = {}
+        for name, arr in arrays.items():
             if not np.isfinite(arr).all():
                 raise InputError(f"input '{name}' contains NaN or Inf")
-            values[name] = Act(np.ascontiguousarray(arr), None)
-        return values
+            feeds[name] = Act(np.ascontiguousarray(arr), None)
+        return feeds
 
     def _context(self, threshold, gate_hook):
         if threshold is None or isinstance(threshold, dict):

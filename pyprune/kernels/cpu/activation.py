@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from ...ops.norm import batchnorm_scale_shift
-from .base import Act, CpuKernel
+from .base import Act, CpuKernel, kept
 
 
 @njit(cache=True, nogil=True)
@@ -70,6 +70,14 @@ class ElementwiseKernel(CpuKernel):
         self.apply(x.data.reshape(-1), out.reshape(-1))
         return Act(out, x.live if self.keeps_live else None)
 
+    def bind(self, xs, phase, store):
+        """apply() into a kept output (CpuKernel.bind)."""
+        x = xs[0]
+        if not x.data.flags.c_contiguous:
+            return None
+        out = kept(store, "out", x.data.shape)
+        return ((self.apply, (x.data.reshape(-1), out.reshape(-1))),), Act(out, x.live if self.keeps_live else None)
+
 
 class ReluKernel(ElementwiseKernel):
     def apply(self, x, out):
@@ -103,6 +111,9 @@ class IdentityKernel(CpuKernel):
 
     def run(self, xs, ctx):
         return xs[0]
+
+    def bind(self, xs, phase, store):
+        return (), xs[0]
 
 
 class SoftmaxKernel(CpuKernel):

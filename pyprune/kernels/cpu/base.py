@@ -48,6 +48,13 @@ class CpuKernel:
         """xs: list of Act; ctx: the RunContext of this call. Returns an Act."""
         raise NotImplementedError
 
+    def bind(self, xs, phase, store):
+        """This kernel's run on xs as compiled calls bound to fixed arrays, for
+        bound_program.py: (a tuple of (function, argument tuple), the output Act), with the
+        output and any mask it decides kept in `store` (kept, phase_masks), or None where
+        run() would not be such calls (the session then runs the lean program)."""
+        return None
+
     def macs(self, xs, y):
         """(executed MACs per sample, dense MACs per sample); ops without MACs return zeros."""
         return np.zeros(xs[0].data.shape[0], np.int64), 0
@@ -69,3 +76,20 @@ class CpuKernel:
         if mask is None:
             mask = self._masks[(n, c, value)] = np.full((n, c), value, np.bool_)
         return mask
+
+
+def kept(store, key, shape, dtype=np.float32):
+    """The array `store` keeps under key (made on first need): a bound step's output."""
+    arr = store.get(key)
+    if arr is None:
+        arr = store[key] = np.empty(shape, dtype)
+    return arr
+
+
+def phase_masks(store, key, shape, phase):
+    """(this phase's mask, the other phase's) of a mask a step decides each run: two all-true
+    (n, C) bool arrays, made on first need (bound_program.py says why two)."""
+    pair = store.get(key)
+    if pair is None:
+        pair = store[key] = (np.ones(shape, np.bool_), np.ones(shape, np.bool_))
+    return pair[phase], pair[1 - phase]

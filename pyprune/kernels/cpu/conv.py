@@ -12,7 +12,7 @@ from numba import njit
 from ... import config
 from ..macs import conv_macs
 from . import blas
-from .base import Act, CpuKernel, c_contiguous
+from .base import Act, CpuKernel, c_contiguous, kept
 from .blas import AVAILABLE as BLAS_IN_NUMBA
 from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, ROW_PAD, SHIFTED, SPLIT_MACS, TILED, \
     TILES, TRANSPOSED, conv_plan, finish_part, gemm_conv, gemm_rows, parts_of, prepare_first, prepare_sample, \
@@ -208,6 +208,23 @@ class ConvKernel(CpuKernel):
             self._python_gemm(x, active, out, written)
         self.end_call(n, active, buffer)
         return out
+
+    def bind(self, xs, phase, store):
+        """gemm_conv into a kept output (CpuKernel.bind), where run() makes it one compiled
+        call: every row is written (no gate), so `written` is all true."""
+        x = xs[0]
+        if not self.binds_one_call(x):
+            return None
+        n, co = x.data.shape[0], self.out_shape[0]
+        out = kept(store, "out", (n, *self.out_shape))
+        ones = self.ones(n, co)
+        args = (x.data, self.live_of(x), ones, *self.gemm_args(x), out, out, ones)
+        return ((gemm_conv, args),), Act(out, None)
+
+    def binds_one_call(self, x):
+        """Whether a call on x runs as one compiled call in bind's arrays: one group, sgemm
+        callable from Numba, x C-contiguous (the kept outputs are)."""
+        return self.groups == 1 and self.blas_in_numba and x.data.flags.c_contiguous
 
     def begin_call(self, x, out):
         """(out, buffer, written, one_call) for a call on x: the output (new, or kept, where

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ... import config
-from .base import Act, CpuKernel
+from .base import Act, CpuKernel, kept
 from .conv_gemm import DH, DW, HO, KH, KW, PL, PT, SH, SW, WO
 from .pool import fmax
 from .llvm_vectors import move_floats, transpose8
@@ -306,6 +306,16 @@ class ConvPoolKernel(CpuKernel):
         else:
             conv_pool_bands(data, *weights, self.x_pad, self.in_place, self.band, out)
         return Act(out, None)
+
+    def bind(self, xs, phase, store):
+        """conv_pool_bands into a kept output (CpuKernel.bind), where run() takes it."""
+        x = xs[0]
+        if not (self.banded and x.live is None and x.data.flags.c_contiguous):
+            return None
+        out = kept(store, "out", (x.data.shape[0], *self.out_shape))
+        weights = (self.w_lanes, self.taps, self.bias_lanes, self.conv.fused_relu, self.conv.conv_plan,
+                   self.pool_plan)
+        return ((conv_pool_bands, (x.data, *weights, self.x_pad, self.in_place, self.band, out)),), Act(out, None)
 
     def macs(self, xs, y):
         """The conv's MACs: the pool has none."""

@@ -25,7 +25,7 @@ grouped conv), runs the four steps as they are, one after the other.
 import numpy as np
 from numba import njit
 
-from .base import Act, c_contiguous
+from .base import Act, c_contiguous, kept, phase_masks
 from .conv import ConvKernel
 from .conv_gemm import finish_first, gemm_conv, prepare_first
 from .gated_conv import GatedConvKernel, decide_active
@@ -173,6 +173,31 @@ class FireKernel:
         expand_a.end_call(n, a_active, buffer)
         expand_b.end_call(n, b_active, buffer)
         return Act(buffer, live if self.gated[1] or self.gated[2] else None)
+
+    def bind(self, xs, phase, store):
+        """fire_call on kept buffers (CpuKernel.bind): the squeeze's output and the concat's
+        buffer the program's own, each gated conv's mask double-buffered (phase_masks), a
+        conv without a gate all true."""
+        x = xs[0]
+        if not (self._one_call() and x.data.flags.c_contiguous):
+            return None
+        n = x.data.shape[0]
+        squeeze, expand_a, expand_b = self.convs
+        s_out = kept(store, "squeeze", (n, *squeeze.out_shape))
+        buffer = kept(store, "concat", (n, *self.concat.out_shape))
+        masks = [phase_masks(store, i, (n, k.out_shape[0]), phase) if g else (k.ones(n, k.out_shape[0]),) * 2
+                 for i, (k, g) in enumerate(zip(self.convs, self.gated))]
+        (s_active, s_written), (a_active, a_written), (b_active, b_written) = masks
+        live = phase_masks(store, "live", (n, buffer.shape[1]), phase)[0]
+        y = Act(s_out, s_active if self.gated[0] else None)
+        (s_gate, s_params), (a_gate, a_params), (b_gate, b_params) = self.gates
+        s_cut, a_cut, b_cut = self.file_cuts
+        args = (x.data, squeeze.live_of(x),
+                s_gate, s_params, s_cut, s_active, *squeeze.gemm_args(x), s_out, s_written,
+                a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), a_written,
+                b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), b_written,
+                buffer, live)
+        return ((fire_call, args),), Act(buffer, live if self.gated[1] or self.gated[2] else None)
 
     def _one_call(self):
         """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a

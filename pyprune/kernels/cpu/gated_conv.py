@@ -6,7 +6,7 @@ from numba import njit
 
 from ...ops.conv import gate_cut
 from ..macs import gate_macs
-from .base import Act, c_contiguous
+from .base import Act, c_contiguous, kept, phase_masks
 from .conv import ConvKernel
 from .conv_gemm import gemm_conv, prepare_first
 from .pool import plane_pool
@@ -153,6 +153,20 @@ class GatedConvKernel(ConvKernel):
         groups_on = z > ctx.cut_for(self.name, self.file_cut)
         active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
         return Act(self.convolve(x, active, out, ctx.pair), active)
+
+    def bind(self, xs, phase, store):
+        """gated_gemm_conv into a kept output (CpuKernel.bind): this phase's mask takes the
+        decisions, and the other phase's, the run before's, says which rows may hold
+        non-zeros."""
+        x = xs[0]
+        if not (self.one_call_gate and self.binds_one_call(x)):
+            return None
+        n = x.data.shape[0]
+        out = kept(store, "out", (n, *self.out_shape))
+        active, written = phase_masks(store, "active", (n, self.out_shape[0]), phase)
+        args = (x.data, self.live_of(x), self.gate_plan, self.gate_params, self.file_cut, active,
+                *self.gemm_args(x), out, out, written)
+        return ((gated_gemm_conv, args),), Act(out, active)
 
     def macs(self, xs, y):
         executed, dense = super().macs(xs, y)

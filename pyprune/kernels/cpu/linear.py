@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from ..macs import linear_macs
-from .base import Act, CpuKernel
+from .base import Act, CpuKernel, kept
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -55,6 +55,14 @@ class LinearKernel(CpuKernel):
         out = np.empty((x.data.shape[0], self.weight.shape[0]), np.float32)
         live_rows_gemv(x.data, self.live_of(x), self.weight_t, self.bias, self.idx, out)
         return Act(out, None)
+
+    def bind(self, xs, phase, store):
+        """live_rows_gemv into a kept output (CpuKernel.bind)."""
+        x = xs[0]
+        if not x.data.flags.c_contiguous:
+            return None
+        out = kept(store, "out", (x.data.shape[0], self.weight.shape[0]))
+        return ((live_rows_gemv, (x.data, self.live_of(x), self.weight_t, self.bias, self.idx, out)),), Act(out, None)
 
     def macs(self, xs, y):
         """MACs of the live features."""

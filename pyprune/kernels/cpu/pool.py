@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from .base import Act, CpuKernel
+from .base import Act, CpuKernel, kept
 from .window import valid_range
 
 
@@ -304,22 +304,36 @@ class PoolKernel(CpuKernel):
 
     def run(self, xs, ctx):
         x = xs[0]
+        out = np.empty((x.data.shape[0], *self.out_shape), np.float32)
+        for f, args in self._calls(x, out):
+            f(*args)
+        return Act(out, x.live)
+
+    def bind(self, xs, phase, store):
+        """run()'s calls into a kept output (CpuKernel.bind)."""
+        x = xs[0]
+        if not x.data.flags.c_contiguous:
+            return None
+        out = kept(store, "out", (x.data.shape[0], *self.out_shape))
+        return self._calls(x, out), Act(out, x.live)
+
+    def _calls(self, x, out):
+        """The compiled calls that pool x into out: the pool, then the epilogue if any."""
         n, c = x.data.shape[:2]
         live = self.live_of(x)
-        out = np.empty((n, *self.out_shape), np.float32)
         a = self.attrs
         (kh, kw), (sh, sw), (pt, pl, pb, pr) = a["kernel_size"], a["stride"], a["padding"]
         if "count_include_pad" in a:
-            avg_pool(x.data, live, kh, kw, sh, sw, pt, pl, pb, pr, a["count_include_pad"], out)
+            calls = [(avg_pool, (x.data, live, kh, kw, sh, sw, pt, pl, pb, pr, a["count_include_pad"], out))]
         elif (kh, kw, sh, sw) == (2, 2, 2, 2):
-            max_pool_2x2s2(x.data, live, pt, pl, out)
+            calls = [(max_pool_2x2s2, (x.data, live, pt, pl, out))]
         elif (kh, kw, sh, sw) == (3, 3, 2, 2) and self.out_shape[2] <= FLAT_POOL_MAX_WIDTH:
-            max_pool_3x3s2(np.ascontiguousarray(x.data), live, pt, pl, out)
+            calls = [(max_pool_3x3s2, (np.ascontiguousarray(x.data), live, pt, pl, out))]
         else:
-            max_pool(np.ascontiguousarray(x.data), live, kh, kw, sh, sw, pt, pl, out)
+            calls = [(max_pool, (np.ascontiguousarray(x.data), live, kh, kw, sh, sw, pt, pl, out))]
         if self.epilogue is not None:
-            add_bias_relu(out.reshape(n, c, -1), live, *self.epilogue)
-        return Act(out, x.live)
+            calls.append((add_bias_relu, (out.reshape(n, c, -1), live, *self.epilogue)))
+        return tuple(calls)
 
 
 class GlobalPoolKernel(CpuKernel):
@@ -330,7 +344,14 @@ class GlobalPoolKernel(CpuKernel):
     def run(self, xs, ctx):
         x = xs[0]
         n, c = x.data.shape[:2]
-        live = self.live_of(x)
         out = np.empty((n, c), np.float32)
-        global_pool(x.data.reshape(n, c, -1), live, self.use_max, out)
+        global_pool(x.data.reshape(n, c, -1), self.live_of(x), self.use_max, out)
         return Act(out.reshape(n, c, 1, 1), x.live)
+
+    def bind(self, xs, phase, store):
+        """global_pool into a kept output (CpuKernel.bind)."""
+        x = xs[0]
+        n, c = x.data.shape[:2]
+        out = kept(store, "out", (n, c))
+        args = (x.data.reshape(n, c, -1), self.live_of(x), self.use_max, out)
+        return ((global_pool, args),), Act(out.reshape(n, c, 1, 1), x.live)

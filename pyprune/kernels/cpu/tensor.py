@@ -41,3 +41,12 @@ class FlattenKernel(CpuKernel):
         if per_channel == 1:  # after a global pool: the mask already is per feature
             return Act(data, x.live)
         return Act(data, np.repeat(x.live, per_channel, axis=1))
+
+    def bind(self, xs, phase, store):
+        """A view of x (CpuKernel.bind), where its mask carries over as it is: a mask
+        repeated per feature would be made per run."""
+        x = xs[0]
+        n = x.data.shape[0]
+        if x.live is not None and x.data[0].size != x.live.shape[1]:
+            return None
+        return (), Act(x.data.reshape(n, -1), x.live)
