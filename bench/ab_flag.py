@@ -81,6 +81,7 @@ def session(model, switch, on, first):
         for step in sess._lanes[0].lean[0]:
             if isinstance(step[1], FireKernel):
                 step[1].paired_call = False
+        sess.unbind()  # a bound program read the switch when the first run bound it
     return sess
 
 

@@ -1,5 +1,5 @@
 """A lean program (lean_steps.py) bound once to its arrays, for repeated calls of one small
-batch size with the file's thresholds on one thread: each step becomes a compiled function
+batch size with the file's thresholds: each step becomes a compiled function
 and the tuple of arrays it is called with, so that a run is `f(*args)` per step and no
 kernel's Python runs at all.
 
@@ -21,7 +21,7 @@ run's.
 
 The buffers and masks are the program's own, apart from the kernels' shared work buffers
 (used within a call only), so a call that cannot run bound (another threshold, stats,
-a calibration hook, two threads) runs the lean program on the kernels' own buffers, and
+a calibration hook, a batch split over threads) runs the lean program on the kernels' own buffers, and
 the two never see each other's state. Kernel switches (ConvKernel.tiles and the like)
 are read when the program is bound: a session binds anew after Session.unbind().
 """
@@ -55,8 +55,8 @@ def copy_finite(src, dst):
 class BoundProgram:
     """A lean program's steps bound for batches of `n` samples (bind_program makes one)."""
 
-    def __init__(self, program, n, input_buffers, phases):
-        self.program, self.n = program, n
+    def __init__(self, program, n, pair, input_buffers, phases):
+        self.program, self.n, self.pair = program, n, pair
         self.input_buffers = input_buffers  # one (n, *shape) array per graph input, in order
         self.phases = phases  # per phase: (the calls, the output Acts)
         self.phase = 0
@@ -74,19 +74,26 @@ class BoundProgram:
             if not finite:
                 raise InputError(f"input '{name}' contains NaN or Inf")
         calls, outputs = self.phases[self.phase]
+        pair = self.pair
+        if pair is not None:
+            pair.begin()  # the helper serves until end(), spinning meanwhile
         try:
             for f, args in calls:
                 f(*args)
         except BaseException:
             self.broken = True  # the session binds anew for its next call
             raise
+        finally:
+            if pair is not None:
+                pair.end()
         self.phase ^= 1
         return [y.data.copy() for y in outputs]
 
 
-def bind_program(program, n, input_shapes):
-    """A BoundProgram of `program` (lean_program's tuple) for batches of n, or None where a
-    step cannot be bound (an instruction other than RUN, or a kernel whose bind says no)."""
+def bind_program(program, n, input_shapes, pair=None):
+    """A BoundProgram of `program` (lean_program's tuple) for batches of n, sharing a batch
+    of one's parts with `pair` (a PairThread) where given, or None where a step cannot be
+    bound (an instruction other than RUN, or a kernel whose bind says no)."""
     instructions, count, inputs, outputs = program
     input_buffers = [np.empty((n, *shape), np.float32) for shape in input_shapes]
     stores = {}  # id(kernel) -> the kernel's own buffers and masks in this program
@@ -100,11 +107,11 @@ def bind_program(program, n, input_shapes):
             bind = getattr(kernel, "bind", None)
             if kind != RUN or bind is None:
                 return None
-            bound = bind([values[s] for s in ins], phase, stores.setdefault(id(kernel), {}))
+            bound = bind([values[s] for s in ins], phase, stores.setdefault(id(kernel), {}), pair)
             if bound is None:
                 return None
             step_calls, values[out] = bound
             calls.extend(step_calls)
         phases.append((tuple(calls), [values[s] for s in outputs]))
-    return BoundProgram(program, n, input_buffers, phases)
+    return BoundProgram(program, n, pair, input_buffers, phases)
 

@@ -95,7 +95,9 @@ class Session:
         self._pair = None  # a PairThread, for a batch of one's big GEMMs on two threads
         self._cuts = None  # whether the CPU convs cut their big GEMMs now (_cut_gemms)
         self._min_per_lane = max(1, math.ceil(config.SPLIT_MIN_MACS / max(1, model_dense_macs(info))))
-        self._bound = {}  # batch size -> (the lean program, its BoundProgram or None where it cannot bind)
+        # (batch size, with a pair thread) -> (the lean program, the PairThread, its
+        # BoundProgram or None where it cannot bind)
+        self._bound = {}
 
     @property
     def _steps(self):
@@ -132,8 +134,8 @@ class Session:
         paired = parallel and self._min_per_lane == 1  # a sample worth a thread's lane: worth two threads
         self._cut_gemms(paired)
         lanes = threads.lanes_for(batch, self._min_per_lane, parallel and not stats and gate_hook is None)
-        if lanes == 1 and not stats and gate_hook is None and threshold is None and not (paired and batch == 1):
-            bound = self._bound_program(batch)
+        if lanes == 1 and not stats and gate_hook is None and threshold is None:
+            bound = self._bound_program(batch, self._pair_thread() if paired and batch == 1 else None)
             if bound is not None:
                 outs = bound.run([arrays[t] for t in self.input_names], self.input_names)
                 return (outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))), None
@@ -152,20 +154,22 @@ class Session:
         result = outs[self.output_names[0]] if len(outs) == 1 else outs
         return result, (RunStats(layers) if stats else None)
 
-    def _bound_program(self, n):
-        """The BoundProgram for batches of n on lane 0's plan, bound on first need, or None
-        where the session does not bind (bind_calls off, a batch above
-        config.BIND_MAX_BATCH, steps off the CPU) or a step cannot be bound."""
+    def _bound_program(self, n, pair):
+        """The BoundProgram for batches of n on lane 0's plan (sharing a batch of one's
+        parts with `pair` where given), bound on first need, or None where the session does
+        not bind (bind_calls off, a batch above config.BIND_MAX_BATCH, steps off the CPU)
+        or a step cannot be bound."""
         if not (self.bind_calls and self._splittable and n <= config.BIND_MAX_BATCH):
             return None
-        program = self._lean(self._lanes[0])
-        entry = self._bound.get(n)
-        if entry is None or entry[0] is not program or (entry[1] is not None and entry[1].broken):
-            if len(self._bound) >= 2:  # each keeps a full set of activations: only the last two sizes
+        program, key = self._lean(self._lanes[0]), (n, pair is not None)
+        entry = self._bound.get(key)
+        if entry is None or entry[0] is not program or entry[1] is not pair \
+                or (entry[2] is not None and entry[2].broken):
+            if len(self._bound) >= 2:  # each keeps a full set of activations: only the last two
                 self._bound.pop(next(iter(self._bound)))
-            entry = self._bound[n] = (program, bind_program(program, n, [self.input_shapes[t]
-                                                                         for t in self.input_names]))
-        return entry[1]
+            shapes = [self.input_shapes[t] for t in self.input_names]
+            entry = self._bound[key] = (program, pair, bind_program(program, n, shapes, pair))
+        return entry[2]
 
     def _lean(self, plan):
         """plan's lean program (lean_steps.py), made on first need."""

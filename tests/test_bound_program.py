@@ -45,7 +45,7 @@ def test_bound_runs_give_the_lean_programs_bits_as_masks_change(model_name):
     for r in range(3):  # both phases, twice, each call after a different image
         for i in range(len(x)):
             assert np.array_equal(bound.run(x[i:i + 1]), lean.run(x[i:i + 1])), (r, i)
-    assert bound._bound[1][1] is not None  # it did run bound
+    assert bound._bound[1, False][2] is not None  # it did run bound
     assert not lean._bound
 
 
@@ -55,7 +55,7 @@ def test_bound_runs_match_the_reference():
     for i, x in enumerate(images(model, 4, seed=2)):
         y = sess.run(x[None])
         assert_matches(y, run_reference(model, {"input": x[None]})[0]["logits"])
-    assert sess._bound[1][1] is not None
+    assert sess._bound[1, False][2] is not None
 
 
 def test_batches_of_several_sizes_and_unbound_calls_between():
@@ -72,7 +72,7 @@ def test_batches_of_several_sizes_and_unbound_calls_between():
         else:
             a, b = bound.run(xs, threshold=how), lean.run(xs, threshold=how)
         assert np.array_equal(a, b)
-    assert set(bound._bound) == {1, 3}
+    assert set(bound._bound) == {(1, False), (3, False)}
 
 
 def test_inactive_channels_stay_exact_zeros():
@@ -88,7 +88,31 @@ def test_inactive_channels_stay_exact_zeros():
             a, b = bound.run(x[i:i + 1]), lean.run(x[i:i + 1])
             for name in model.outputs:
                 assert np.array_equal(a[name], b[name]), (r, i, name)
-    assert bound._bound[1][1] is not None
+    assert bound._bound[1, False][2] is not None
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_a_batch_of_one_on_two_threads_binds_its_parts_with_the_helper(monkeypatch, gated):
+    """With a pair thread (every GEMM cut, the stem in halves), the bound program runs the
+    same parts as the lean program: the same bits, image after image."""
+    monkeypatch.setattr(config, "SPLIT_GEMM_MACS", 1)
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)
+    monkeypatch.setattr(config, "CONV_POOL_BAND_MIN_BYTES", 0)
+    pyprune.set_num_threads(2)
+    try:
+        model = models.squeezenet1_1(gated=gated, seed=0, image_size=96)
+        x = models.synthetic_images(6, seed=1, size=96)
+        if gated:
+            models.calibrate_gates(model, x, 0.5)
+        bound, lean = pair(model)
+        for r in range(2):
+            for i in range(len(x)):
+                assert np.array_equal(bound.run(x[i:i + 1]), lean.run(x[i:i + 1])), (r, i)
+        program = bound._bound[1, True][2]
+        assert program is not None and program.pair is bound._pair
+        assert any(getattr(f, "__self__", None) is bound._pair for f, _ in program.phases[0][0])
+    finally:
+        pyprune.set_num_threads()
 
 
 def test_outputs_are_the_callers_own():
@@ -139,7 +163,7 @@ def test_what_does_not_bind_runs_as_before():
     sess = pyprune.Session(model)
     x = images(model, 2, seed=6)
     y = sess.run(x[:1])
-    assert sess._bound[1][1] is None
+    assert sess._bound[1, False][2] is None
     assert_matches(y, run_reference(model, {"input": x[:1]})[0]["prob"])
     # Batches above BIND_MAX_BATCH and sessions with bind_calls off never bind.
     big = pyprune.Session(base)
@@ -152,7 +176,7 @@ def test_a_step_that_raises_leaves_the_next_call_a_new_program(monkeypatch):
     sess, lean = pair(model)
     x = images(model, 3, seed=8)
     sess.run(x[:1])
-    program = sess._bound[1][1]
+    program = sess._bound[1, False][2]
     calls, outputs = program.phases[program.phase]
     f, args = calls[3]
 
@@ -164,7 +188,7 @@ def test_a_step_that_raises_leaves_the_next_call_a_new_program(monkeypatch):
     assert program.broken
     lean.run(x[:1])
     assert np.array_equal(sess.run(x[2:3]), lean.run(x[2:3]))
-    assert sess._bound[1][1] is not program
+    assert sess._bound[1, False][2] is not program
 
 
 def test_unbind_binds_anew():
@@ -172,8 +196,8 @@ def test_unbind_binds_anew():
     sess = pyprune.Session(model)
     x = images(model, 1)
     sess.run(x)
-    first = sess._bound[1][1]
+    first = sess._bound[1, False][2]
     sess.unbind()
     assert not sess._bound
     sess.run(x)
-    assert sess._bound[1][1] is not first
+    assert sess._bound[1, False][2] is not first

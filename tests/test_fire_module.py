@@ -117,6 +117,7 @@ def test_two_threads_run_a_module_in_one_call_with_the_helper(monkeypatch, gate_
         sess.run(xs[0])  # the first run: the helper loads its loop after it
         fused = [sess.run(x) for x in xs]
         monkeypatch.setattr(FireKernel, "paired_call", False)
+        sess.unbind()  # a bound program read the switch when it was bound
         steps = [sess.run(x) for x in xs]
     finally:
         pyprune.set_num_threads(1)

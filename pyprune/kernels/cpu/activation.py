@@ -70,7 +70,7 @@ class ElementwiseKernel(CpuKernel):
         self.apply(x.data.reshape(-1), out.reshape(-1))
         return Act(out, x.live if self.keeps_live else None)
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """apply() into a kept output (CpuKernel.bind)."""
         x = xs[0]
         if not x.data.flags.c_contiguous:
@@ -112,7 +112,7 @@ class IdentityKernel(CpuKernel):
     def run(self, xs, ctx):
         return xs[0]
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         return (), xs[0]
 
 

@@ -48,11 +48,12 @@ class CpuKernel:
         """xs: list of Act; ctx: the RunContext of this call. Returns an Act."""
         raise NotImplementedError
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """This kernel's run on xs as compiled calls bound to fixed arrays, for
         bound_program.py: (a tuple of (function, argument tuple), the output Act), with the
         output and any mask it decides kept in `store` (kept, phase_masks), or None where
-        run() would not be such calls (the session then runs the lean program)."""
+        run() would not be such calls (the session then runs the lean program). `pair`:
+        the PairThread a batch of one shares its parts with, as ctx.pair in run()."""
         return None
 
     def macs(self, xs, y):

@@ -209,7 +209,7 @@ class ConvKernel(CpuKernel):
         self.end_call(n, active, buffer)
         return out
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """gemm_conv into a kept output (CpuKernel.bind), where run() makes it one compiled
         call: every row is written (no gate), so `written` is all true."""
         x = xs[0]
@@ -219,7 +219,17 @@ class ConvKernel(CpuKernel):
         out = kept(store, "out", (n, *self.out_shape))
         ones = self.ones(n, co)
         args = (x.data, self.live_of(x), ones, *self.gemm_args(x), out, out, ones)
-        return ((gemm_conv, args),), Act(out, None)
+        return (self.bound_call(x, gemm_conv, prepare_first, args, out, ones, pair),), Act(out, None)
+
+    def bound_call(self, x, whole, first, args, out, written, pair):
+        """(whole, args) for bind; where a batch of one shares its GEMM's parts with `pair`
+        (in_parts), a call that runs `first` on args and then the parts, as convolve does."""
+        if not self.in_parts(x.data.shape[0], pair):
+            return whole, args
+
+        def in_parts(*a):
+            self.finish_parts(x, first(*a), out, out, written, pair)
+        return in_parts, args
 
     def binds_one_call(self, x):
         """Whether a call on x runs as one compiled call in bind's arrays: one group, sgemm

@@ -307,15 +307,24 @@ class ConvPoolKernel(CpuKernel):
             conv_pool_bands(data, *weights, self.x_pad, self.in_place, self.band, out)
         return Act(out, None)
 
-    def bind(self, xs, phase, store):
-        """conv_pool_bands into a kept output (CpuKernel.bind), where run() takes it."""
+    def bind(self, xs, phase, store, pair=None):
+        """conv_pool_bands into a kept output (CpuKernel.bind), where run() takes it; with
+        `pair` and a batch of one, the padded input and then the two halves, as run() does."""
         x = xs[0]
         if not (self.banded and x.live is None and x.data.flags.c_contiguous):
             return None
-        out = kept(store, "out", (x.data.shape[0], *self.out_shape))
-        weights = (self.w_lanes, self.taps, self.bias_lanes, self.conv.fused_relu, self.conv.conv_plan,
-                   self.pool_plan)
-        return ((conv_pool_bands, (x.data, *weights, self.x_pad, self.in_place, self.band, out)),), Act(out, None)
+        data, plan = x.data, self.conv.conv_plan
+        out = kept(store, "out", (data.shape[0], *self.out_shape))
+        weights = (self.w_lanes, self.taps, self.bias_lanes, self.conv.fused_relu, plan, self.pool_plan)
+        if not (data.shape[0] == 1 and pair is not None and self.pool_plan[HALVES]):
+            return ((conv_pool_bands, (data, *weights, self.x_pad, self.in_place, self.band, out)),), Act(out, None)
+        if self._second_band is None:
+            self._second_band = np.empty_like(self.band)
+        calls = [] if self.in_place else [(stem_input, (data[0], plan, self.x_pad, False))]
+        xin = data[0] if self.in_place else self.x_pad
+        ph = self.out_shape[1]
+        calls.append((pair.stem_halves, (xin, *weights, self.band, self._second_band, out[0], first_half(ph), ph)))
+        return tuple(calls), Act(out, None)
 
     def macs(self, xs, y):
         """The conv's MACs: the pool has none."""

@@ -174,12 +174,12 @@ class FireKernel:
         expand_b.end_call(n, b_active, buffer)
         return Act(buffer, live if self.gated[1] or self.gated[2] else None)
 
-    def bind(self, xs, phase, store):
-        """fire_call on kept buffers (CpuKernel.bind): the squeeze's output and the concat's
-        buffer the program's own, each gated conv's mask double-buffered (phase_masks), a
-        conv without a gate all true."""
+    def bind(self, xs, phase, store, pair=None):
+        """fire_call on kept buffers (CpuKernel.bind), or with `pair` fire_call_paired
+        through it: the squeeze's output and the concat's buffer the program's own, each
+        gated conv's mask double-buffered (phase_masks), a conv without a gate all true."""
         x = xs[0]
-        if not (self._one_call() and x.data.flags.c_contiguous):
+        if not (self._one_call() and x.data.flags.c_contiguous) or (pair is not None and not self.paired_call):
             return None
         n = x.data.shape[0]
         squeeze, expand_a, expand_b = self.convs
@@ -197,7 +197,8 @@ class FireKernel:
                 a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), a_written,
                 b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), b_written,
                 buffer, live)
-        return ((fire_call, args),), Act(buffer, live if self.gated[1] or self.gated[2] else None)
+        call = (fire_call, args) if pair is None else (pair.fire_module, (args,))
+        return (call,), Act(buffer, live if self.gated[1] or self.gated[2] else None)
 
     def _one_call(self):
         """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a

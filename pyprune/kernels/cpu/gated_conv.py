@@ -154,7 +154,7 @@ class GatedConvKernel(ConvKernel):
         active = np.repeat(groups_on, self.group_size, axis=1) if self.group_size > 1 else groups_on
         return Act(self.convolve(x, active, out, ctx.pair), active)
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """gated_gemm_conv into a kept output (CpuKernel.bind): this phase's mask takes the
         decisions, and the other phase's, the run before's, says which rows may hold
         non-zeros."""
@@ -166,7 +166,7 @@ class GatedConvKernel(ConvKernel):
         active, written = phase_masks(store, "active", (n, self.out_shape[0]), phase)
         args = (x.data, self.live_of(x), self.gate_plan, self.gate_params, self.file_cut, active,
                 *self.gemm_args(x), out, out, written)
-        return ((gated_gemm_conv, args),), Act(out, active)
+        return (self.bound_call(x, gated_gemm_conv, gated_prepare_first, args, out, written, pair),), Act(out, active)
 
     def macs(self, xs, y):
         executed, dense = super().macs(xs, y)

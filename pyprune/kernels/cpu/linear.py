@@ -56,7 +56,7 @@ class LinearKernel(CpuKernel):
         live_rows_gemv(x.data, self.live_of(x), self.weight_t, self.bias, self.idx, out)
         return Act(out, None)
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """live_rows_gemv into a kept output (CpuKernel.bind)."""
         x = xs[0]
         if not x.data.flags.c_contiguous:

@@ -309,7 +309,7 @@ class PoolKernel(CpuKernel):
             f(*args)
         return Act(out, x.live)
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """run()'s calls into a kept output (CpuKernel.bind)."""
         x = xs[0]
         if not x.data.flags.c_contiguous:
@@ -348,7 +348,7 @@ class GlobalPoolKernel(CpuKernel):
         global_pool(x.data.reshape(n, c, -1), self.live_of(x), self.use_max, out)
         return Act(out.reshape(n, c, 1, 1), x.live)
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """global_pool into a kept output (CpuKernel.bind)."""
         x = xs[0]
         n, c = x.data.shape[:2]

@@ -42,7 +42,7 @@ class FlattenKernel(CpuKernel):
             return Act(data, x.live)
         return Act(data, np.repeat(x.live, per_channel, axis=1))
 
-    def bind(self, xs, phase, store):
+    def bind(self, xs, phase, store, pair=None):
         """A view of x (CpuKernel.bind), where its mask carries over as it is: a mask
         repeated per feature would be made per run."""
         x = xs[0]
