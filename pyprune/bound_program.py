@@ -62,6 +62,11 @@ class BoundProgram:
         self.phase = 0
         self.broken = False  # a step raised mid-run: its buffers and masks are in no known state
 
+    def ready(self):
+        """Whether the program can run now: no step raised in it, and its pair thread (if
+        any) belongs to this process (a forked child needs a pair of its own)."""
+        return not self.broken and (self.pair is None or self.pair.usable())
+
     def run(self, arrays, names):
         """Run the caller's input arrays (validated for dtype and shape; `names` for errors)
         through the steps; returns copies of the output arrays, in order."""

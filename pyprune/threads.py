@@ -100,9 +100,14 @@ def lanes_for(batch, min_per_lane, can_split):
     as at once (1: the whole batch on the calling thread). Puts BLAS back to one thread
     where something raised it since the last call (a getter call, well under 1 us)."""
     n = get_num_threads()
+    keep_blas_single_threaded()
+    return max(1, min(n, batch // min_per_lane)) if can_split else 1
+
+
+def keep_blas_single_threaded():
+    """Put BLAS back to one thread where something raised it since the last call."""
     if blas_num_threads() not in (1, None):
         _single_threaded_blas()
-    return max(1, min(n, batch // min_per_lane)) if can_split else 1
 
 
 def _single_threaded_blas():

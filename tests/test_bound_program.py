@@ -201,3 +201,59 @@ def test_unbind_binds_anew():
     assert not sess._bound
     sess.run(x)
     assert sess._bound[1, False][2] is not first
+
+
+def test_run_takes_the_short_way_only_when_nothing_changed(monkeypatch):
+    """After a bound call, run() on an array of that call's shape goes straight to its
+    program; another shape, a threshold, a dict, another thread count or unbind() take the
+    full path."""
+    model = gated_squeezenet()
+    sess, lean = pair(model)
+    x = images(model, 4, seed=9)
+    full = []
+    real = pyprune.Session._run
+
+    def counted(self, *a, **kw):
+        full.append(1)
+        return real(self, *a, **kw)
+    monkeypatch.setattr(pyprune.Session, "_run", counted)
+    pyprune.set_num_threads(1)
+    try:
+        sess.run(x[:1])
+        full.clear()
+        for i in range(4):
+            assert np.array_equal(sess.run(x[i:i + 1]), lean.run(x[i:i + 1]))
+        assert len(full) == 4  # only lean's
+
+        def takes_full_path(call):
+            full.clear()
+            call()
+            return len(full) == 1
+        assert takes_full_path(lambda: sess.run(x[:2]))
+        assert takes_full_path(lambda: sess.run(x[:1], threshold=0.5))
+        assert takes_full_path(lambda: sess.run({"input": x[:1]}))
+        assert takes_full_path(lambda: sess.run(x[:1]))  # the short way keeps the last shape only (batch 2)
+        assert not takes_full_path(lambda: sess.run(x[1:2]))
+        pyprune.set_num_threads(2)
+        assert takes_full_path(lambda: sess.run(x[:1]))
+        pyprune.set_num_threads(1)
+        assert takes_full_path(lambda: sess.run(x[:1]))
+        assert not takes_full_path(lambda: sess.run(x[1:2]))
+        sess.unbind()
+        assert takes_full_path(lambda: sess.run(x[1:2]))
+    finally:
+        pyprune.set_num_threads()
+
+
+@pytest.mark.skipif(__import__("pyprune").threads.blas_num_threads() is None,
+                    reason="no OpenBLAS found to ask for its thread count")
+def test_the_short_way_puts_blas_back_to_one_thread():
+    from pyprune import threads
+    model = gated_squeezenet()
+    sess = pyprune.Session(model)
+    x = images(model, 1, seed=2)
+    sess.run(x)
+    sess.run(x)
+    threads._call(threads._SETTERS, 2)  # as the user's own threadpoolctl call would
+    sess.run(x)
+    assert threads.blas_num_threads() == 1
