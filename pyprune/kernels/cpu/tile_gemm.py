@@ -31,7 +31,7 @@ from numba.extending import intrinsic
 
 from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, prefetch, splat, store_act, typed
 
-ROWS = 6        # output channels per tile
+ROWS = 6        # output channels per tile (pack_tiles unrolls six)
 COLS = 16       # pixels per tile: two vectors of 8 float32
 GUARD = 16      # zeros before the first guarded plane and after the last: the masked lanes' reads stay inside
 
@@ -225,17 +225,28 @@ def pack_tiles(w2, kk, act_idx, live_idx, out):
     """The weights of kernels act_idx over channels live_idx as tile_3x3 reads them:
     out[(t*K + l*kk + q)*6 + j] = w2[act_idx[min(6t + j, na - 1)], live_idx[l]*kk + q] with
     K = len(live_idx) * kk, each tile's K x 6 block contiguous (a last tile of fewer kernels
-    repeats its last one). w2 is (C_out, C_in * kk)."""
+    repeats its last one). w2 is (C_out, C_in * kk). Written in order, six rows' values per
+    tap: 0.66-0.92x the time of a loop over each row's taps, which stored at a stride of 6
+    (SqueezeNet's gated expand3x3 shapes, warm; `.exp/pack_ab.py`)."""
     na, nl = act_idx.shape[0], live_idx.shape[0]
-    k, ukk = nl * kk, np.uint64(kk)
+    flat, width, ukk = w2.reshape(w2.size), np.uint64(w2.shape[1]), np.uint64(kk)
+    rows = np.empty(ROWS, np.uint64)
+    d = np.uint64(0)
     for t in range((na + ROWS - 1) // ROWS):
-        base = np.uint64(t * k * ROWS)
         for j in range(ROWS):
-            row = w2[act_idx[min(t * ROWS + j, na - 1)]]
-            for li in range(nl):
-                s0, d0 = np.uint64(live_idx[li]) * ukk, base + np.uint64(li * kk * ROWS + j)
-                for q in range(ukk):
-                    out[d0 + q * np.uint64(ROWS)] = row[s0 + q]
+            rows[j] = np.uint64(act_idx[min(t * ROWS + j, na - 1)]) * width
+        r0, r1, r2, r3, r4, r5 = rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]
+        for li in range(nl):
+            s0 = np.uint64(live_idx[li]) * ukk
+            for q in range(ukk):
+                s = s0 + q
+                out[d] = flat[r0 + s]
+                out[d + np.uint64(1)] = flat[r1 + s]
+                out[d + np.uint64(2)] = flat[r2 + s]
+                out[d + np.uint64(3)] = flat[r3 + s]
+                out[d + np.uint64(4)] = flat[r4 + s]
+                out[d + np.uint64(5)] = flat[r5 + s]
+                d += np.uint64(ROWS)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
