@@ -14,15 +14,16 @@ buffer, and two sets of every mask a gate decides, used in alternate runs (`phas
 run writes its masks into one set while the other still holds the masks of the run
 before, which are the rows its buffers may hold non-zeros in (ConvKernel.written_rows;
 both sets start all true, so the first run zeroes every inactive row). A kernel's
-`bind(xs, phase, store)` returns its calls for one phase and its output Act, or None
-where it would take a path that is not one compiled call (then the session runs the lean
-program as before). The outputs the caller gets are copies: the buffers are the next
-run's.
+`bind(xs, phase, store, pair)` returns its calls for one phase and its output Act, or
+None where it would take a path that is not one compiled call (then the session runs the
+lean program as before); with `pair` (a batch of one at two threads) its calls share
+their parts with the helper thread, as run() does with ctx.pair. The outputs the caller
+gets are copies: the buffers are the next run's.
 
 The buffers and masks are the program's own, apart from the kernels' shared work buffers
-(used within a call only), so a call that cannot run bound (another threshold, stats,
-a calibration hook, a batch split over threads) runs the lean program on the kernels' own buffers, and
-the two never see each other's state. Kernel switches (ConvKernel.tiles and the like)
+(used within a call only), so a call that cannot run bound (another threshold, stats, a
+calibration hook, a batch split over threads) runs the lean program on the kernels' own
+buffers, and the two never see each other's state. Kernel switches (ConvKernel.tiles and the like)
 are read when the program is bound: a session binds anew after Session.unbind().
 """
 

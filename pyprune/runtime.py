@@ -69,6 +69,11 @@ class Session:
     A fire module (a conv whose output only two convs read, both writing into one concat)
     runs as one compiled call (kernels/cpu/fire.py), with a helper thread too; set
     `fuse_fire_modules` to False, before the first run, to run it as four steps.
+
+    Repeated calls of one batch size (up to config.BIND_MAX_BATCH) with the file's
+    thresholds run as a bound program (bound_program.py): bound on the first such call,
+    which reads the kernels' switches; `unbind()` binds anew, and `bind_calls = False`
+    runs every call as the lean program.
     """
 
     split_batches = True
@@ -179,7 +184,8 @@ class Session:
         entry = self._bound.get(key)
         if entry is None or entry[0] is not program or entry[1] is not pair \
                 or (entry[2] is not None and entry[2].broken):
-            if len(self._bound) >= 2:  # each keeps a full set of activations: only the last two
+            self._bound.pop(key, None)
+            if len(self._bound) >= 2:  # each keeps a set of activations: the two bound last stay
                 self._bound.pop(next(iter(self._bound)))
             shapes = [self.input_shapes[t] for t in self.input_names]
             entry = self._bound[key] = (program, pair, bind_program(program, n, shapes, pair))

@@ -257,3 +257,16 @@ def test_the_short_way_puts_blas_back_to_one_thread():
     threads._call(threads._SETTERS, 2)  # as the user's own threadpoolctl call would
     sess.run(x)
     assert threads.blas_num_threads() == 1
+
+
+def test_a_session_keeps_the_programs_it_bound_last_for_two_batch_sizes():
+    model = gated_squeezenet()
+    sess, lean = pair(model)
+    x = images(model, 6, seed=3)
+    sess.run(x[:1])
+    sess.run(x[1:4])
+    sess._bound[3, False][2].broken = True  # as after a step raised: bound again, batch 1's kept
+    assert np.array_equal(sess.run(x[2:5]), lean.run(x[2:5]))
+    assert set(sess._bound) == {(1, False), (3, False)}
+    sess.run(x[:2])  # a third size: batch 1's program, bound before batch 3's again, goes
+    assert set(sess._bound) == {(3, False), (2, False)}
