@@ -270,3 +270,22 @@ def test_a_session_keeps_the_programs_it_bound_last_for_two_batch_sizes():
     assert set(sess._bound) == {(1, False), (3, False)}
     sess.run(x[:2])  # a third size: batch 1's program, bound before batch 3's again, goes
     assert set(sess._bound) == {(3, False), (2, False)}
+
+
+def test_bad_inputs_after_a_bound_call_get_the_same_errors():
+    """The short way takes only a float32 array of the last call's shape: anything else
+    goes through the full checks and gets their InputError."""
+    model = gated_squeezenet()
+    sess = pyprune.Session(model)
+    x = images(model, 2, seed=7)
+    sess.run(x[:1])
+    sess.run(x[1:])  # now on the short way
+    with pytest.raises(InputError, match="must be float32, got float64"):
+        sess.run(x[:1].astype(np.float64))
+    with pytest.raises(InputError, match="must have shape"):
+        sess.run(x[:1, :, :-1])
+    with pytest.raises(InputError, match="must be a numpy array"):
+        sess.run(x[:1].tolist())
+    with pytest.raises(InputError, match="a threshold must be a number in"):
+        sess.run(x[:1], threshold=1.5)
+    assert np.isfinite(sess.run(x[:1])).all()

@@ -293,38 +293,34 @@ class ConvPoolKernel(CpuKernel):
         x = xs[0]
         if not (self.banded and x.live is None and x.data.flags.c_contiguous):
             return self.pool.run([self.conv.run(xs, ctx)], ctx)
-        data, plan = x.data, self.conv.conv_plan
-        out = np.empty((data.shape[0], *self.out_shape), np.float32)
-        weights = (self.w_lanes, self.taps, self.bias_lanes, self.conv.fused_relu, plan, self.pool_plan)
-        if data.shape[0] == 1 and ctx.pair is not None and self.pool_plan[HALVES]:
-            if self._second_band is None:
-                self._second_band = np.empty_like(self.band)
-            xin = stem_input(data[0], plan, self.x_pad, self.in_place)
-            ph = self.out_shape[1]
-            mid = first_half(ph)
-            ctx.pair.stem_halves(xin, *weights, self.band, self._second_band, out[0], mid, ph)
-        else:
-            conv_pool_bands(data, *weights, self.x_pad, self.in_place, self.band, out)
+        out = np.empty((x.data.shape[0], *self.out_shape), np.float32)
+        for f, args in self._calls(x.data, out, ctx.pair):
+            f(*args)
         return Act(out, None)
 
     def bind(self, xs, phase, store, pair=None):
-        """conv_pool_bands into a kept output (CpuKernel.bind), where run() takes it; with
-        `pair` and a batch of one, the padded input and then the two halves, as run() does."""
+        """run()'s calls into a kept output (CpuKernel.bind), where run() takes them."""
         x = xs[0]
         if not (self.banded and x.live is None and x.data.flags.c_contiguous):
             return None
-        data, plan = x.data, self.conv.conv_plan
-        out = kept(store, "out", (data.shape[0], *self.out_shape))
+        out = kept(store, "out", (x.data.shape[0], *self.out_shape))
+        return self._calls(x.data, out, pair), Act(out, None)
+
+    def _calls(self, data, out, pair):
+        """The compiled calls that run the stem on data into out: in bands; or, for a batch
+        of one with `pair` where the pool rows go in halves, the padded copy of the input
+        (where the conv does not read it in place) and then both halves on both threads."""
+        plan = self.conv.conv_plan
         weights = (self.w_lanes, self.taps, self.bias_lanes, self.conv.fused_relu, plan, self.pool_plan)
         if not (data.shape[0] == 1 and pair is not None and self.pool_plan[HALVES]):
-            return ((conv_pool_bands, (data, *weights, self.x_pad, self.in_place, self.band, out)),), Act(out, None)
+            return ((conv_pool_bands, (data, *weights, self.x_pad, self.in_place, self.band, out)),)
         if self._second_band is None:
             self._second_band = np.empty_like(self.band)
         calls = [] if self.in_place else [(stem_input, (data[0], plan, self.x_pad, False))]
         xin = data[0] if self.in_place else self.x_pad
         ph = self.out_shape[1]
         calls.append((pair.stem_halves, (xin, *weights, self.band, self._second_band, out[0], first_half(ph), ph)))
-        return tuple(calls), Act(out, None)
+        return tuple(calls)
 
     def macs(self, xs, y):
         """The conv's MACs: the pool has none."""

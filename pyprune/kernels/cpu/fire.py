@@ -156,15 +156,10 @@ class FireKernel:
         s_out = squeeze.output_array(n)
         s_active, a_active, b_active = self._active(squeeze, 0, n), self._active(expand_a, 1, n), \
             self._active(expand_b, 2, n)
-        y = Act(s_out, s_active if self.gated[0] else None)  # the expands' input, for gemm_args
-        s_cut, a_cut, b_cut = self.file_cuts if not ctx.thresholds and ctx.default is None else self._cuts(ctx)
-        (s_gate, s_params), (a_gate, a_params), (b_gate, b_params) = self.gates
+        cuts = self.file_cuts if not ctx.thresholds and ctx.default is None else self._cuts(ctx)
         live = np.empty((n, buffer.shape[1]), np.bool_)
-        args = (data, squeeze.live_of(x),
-                s_gate, s_params, s_cut, s_active, *squeeze.gemm_args(x), s_out, squeeze.written_rows(s_out, n),
-                a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), expand_a.written_rows(buffer, n),
-                b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), expand_b.written_rows(buffer, n),
-                buffer, live)
+        written = (squeeze.written_rows(s_out, n), expand_a.written_rows(buffer, n), expand_b.written_rows(buffer, n))
+        args = self._call_args(x, cuts, (s_active, a_active, b_active), written, s_out, buffer, live)
         if pair is None:
             fire_call(*args)
         else:
@@ -187,18 +182,25 @@ class FireKernel:
         buffer = kept(store, "concat", (n, *self.concat.out_shape))
         masks = [phase_masks(store, i, (n, k.out_shape[0]), phase) if g else (k.ones(n, k.out_shape[0]),) * 2
                  for i, (k, g) in enumerate(zip(self.convs, self.gated))]
-        (s_active, s_written), (a_active, a_written), (b_active, b_written) = masks
         live = phase_masks(store, "live", (n, buffer.shape[1]), phase)[0]
-        y = Act(s_out, s_active if self.gated[0] else None)
+        args = self._call_args(x, self.file_cuts, [m[0] for m in masks], [m[1] for m in masks], s_out, buffer, live)
+        call = (fire_call, args) if pair is None else (pair.fire_module, (args,))
+        return (call,), Act(buffer, live if self.gated[1] or self.gated[2] else None)
+
+    def _call_args(self, x, cuts, active, written, s_out, buffer, live):
+        """fire_call's arguments for input x: each conv's cut, active mask (decided into)
+        and written rows, in the order squeeze, expand_a, expand_b; the squeeze's output,
+        the concat's buffer and its live mask."""
+        squeeze, expand_a, expand_b = self.convs
         (s_gate, s_params), (a_gate, a_params), (b_gate, b_params) = self.gates
-        s_cut, a_cut, b_cut = self.file_cuts
-        args = (x.data, squeeze.live_of(x),
+        (s_cut, a_cut, b_cut), (s_active, a_active, b_active), (s_written, a_written, b_written) = \
+            cuts, active, written
+        y = Act(s_out, s_active if self.gated[0] else None)  # the expands' input, for gemm_args
+        return (x.data, squeeze.live_of(x),
                 s_gate, s_params, s_cut, s_active, *squeeze.gemm_args(x), s_out, s_written,
                 a_gate, a_params, a_cut, a_active, *expand_a.gemm_args(y), a_written,
                 b_gate, b_params, b_cut, b_active, *expand_b.gemm_args(y), b_written,
                 buffer, live)
-        call = (fire_call, args) if pair is None else (pair.fire_module, (args,))
-        return (call,), Act(buffer, live if self.gated[1] or self.gated[2] else None)
 
     def _one_call(self):
         """Whether each conv runs as one compiled call now (ConvKernel.blas_in_numba, a
