@@ -5,7 +5,7 @@ kernel's Python runs at all.
 
 Why: between two layers, a big layer's data has pushed the interpreter's working set out
 of cache, and each step's Python (building outputs and masks, reading kernel attributes,
-checking contiguity) then took 15-40 us; in SqueezeNet gated at 25% about 15% of a run on
+checking contiguity) then took 13-43 us; in SqueezeNet gated at 25% about 15% of a run on
 the AMD host was outside the compiled calls (bench/README.md, twenty-second session).
 
 How the arrays stay fixed: the program owns an input buffer per graph input (the caller's
