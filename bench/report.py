@@ -128,9 +128,15 @@ def misc(per_run):
                   f"(median over a chain of {n} tiny layers)")
         elif name == "test_start_time":
             print(f"- start-up, new process to first result: warm {med([warm_seconds(b) for b in bs], '{:.2f}')} s "
-                  f"(median of {bs[0]['stats']['rounds']} per run), cold (empty Numba cache) "
+                  f"(median of {bs[0]['stats']['rounds']} per run){core_start(bs)}, cold (empty Numba cache) "
                   f"{med([b['extra_info']['cold_seconds'] for b in bs], '{:.2f}')} s; "
                   f"warm to the process's exit {med([median_ms(b) / 1e3 for b in bs], '{:.2f}')} s")
+
+
+def core_start(bs):
+    """The warm start of a core install (no SciPy), where the runs recorded it (Run 27 on)."""
+    core = [b["extra_info"]["warm_core_seconds"] for b in bs if "warm_core_seconds" in b["extra_info"]]
+    return f", {med(core, '{:.2f}')} s as a core install (no SciPy)" if core else ""
 
 
 def warm_seconds(bench):

@@ -59,6 +59,10 @@ def test_start_up_line_gives_the_time_to_the_first_result(tmp_path):
             "warm to the process's exit 1.40 s") in out
     out = subprocess.run([sys.executable, str(SCRIPT), old], capture_output=True, text=True, check=True).stdout
     assert "warm 1.50 s" in out
+    assert "core install" not in out
+    core = run(tmp_path / "core.json", 1.4, {"warm_seconds": 1.1, "warm_core_seconds": 0.9})
+    out = subprocess.run([sys.executable, str(SCRIPT), core], capture_output=True, text=True, check=True).stdout
+    assert "warm 1.10 s (median of 3 per run), 0.90 s as a core install (no SciPy), cold" in out
 
 
 def test_the_cores_probe_is_printed_per_run_where_recorded(tmp_path):
