@@ -115,7 +115,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
             pack_tiles(w2, kk, act_buf[:na], live_idx, w_buf)
-        index_buf[c_in + co] = 0  # the count of pixel panels claimed (tiled_conv3x3)
+        index_buf[c_in + co] = 0  # the pixel panels claimed (tiled_conv3x3)
         return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
     if pointwise and not full_in:
@@ -148,7 +148,7 @@ def parts_of(mode, na, k, hw, co, plan):
     rows = gemm_rows(mode, na, co, plan[ROW_PAD])
     if mode == EMPTY or rows * k * hw < plan[SPLIT_MACS]:
         return 1, False, 0
-    if mode == TILED:  # both parts claim the same pixels' panels, each taking what it gets to first
+    if mode == TILED:  # both parts claim the same pixels' panels, from opposite ends (tile_gemm.claim_panel)
         return 2, True, 0
     if hw >= 512:
         return 2, True, (hw // 2 + 15) // 16 * 16
@@ -181,7 +181,7 @@ def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_
     if mode == TILED:  # where a pool takes the epilogue, bias is 0 and relu off
         packed = w_tiles if na == co and k == w2.shape[1] else w_buf
         tiled_conv3x3(cols.reshape(cols.size), k // 9, plan[HO], plan[WO], packed, act_idx, bias, relu, dst, 0, hw,
-                      index_buf[c_in + co:])
+                      index_buf[c_in + co:], part == 1)
         if na < co and part == 0:
             zero_inactive_block(act_idx, written, dst, 0, hw)
         return

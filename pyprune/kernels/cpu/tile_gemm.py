@@ -29,6 +29,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .atomics import load_acquire, swap_if
 from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, prefetch, splat, store_act, typed
 
 ROWS = 6        # output channels per tile (pack_tiles unrolls six)
@@ -195,18 +196,29 @@ def tile_lanes(typingctx, out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0
     return sig, codegen
 
 
-@intrinsic
-def claim(typingctx, counter):
-    """counter[0] += 1, atomically, returning its value before: how two threads share a
-    conv's pixels (tiled_conv3x3) without a lock."""
-    if not isinstance(counter, types.Array) or counter.dtype != types.int64:
-        return None
+# A conv's panel counter (one int64): panels claimed from the front in its low half, from the back in its high half.
+BACK = 1 << 32
 
-    def codegen(context, builder, signature, args):
-        ptr = context.make_array(signature.args[0])(context, builder, args[0]).data
-        return builder.atomic_rmw("add", ptr, I64(1), "seq_cst")
 
-    return types.int64(counter), codegen
+@njit(cache=True, nogil=True, boundscheck=False)
+def claim_panel(counter, panels, from_back):
+    """The next of `panels` pixel panels that no thread has claimed, taken from the front or
+    the back of the plane, or -1 when none is left; counter[0] is set to 0 before the first
+    claim. Two threads sharing a conv claim from opposite ends, so each writes one run of
+    panels: claiming in turn from one end, as first written, interleaved their panels, and
+    the output lines the two threads' panels share went back and forth between their
+    cores (a panel of 16 floats starts at a line's start only where a plane's size is a
+    multiple of 16)."""
+    while True:
+        old = load_acquire(counter, 0)
+        front, back = old & (BACK - 1), old >> 32
+        if front + back >= panels:
+            return -1
+        if from_back:
+            if swap_if(counter, 0, old, old + BACK):
+                return panels - 1 - back
+        elif swap_if(counter, 0, old, old + 1):
+            return front
 
 
 def tile_count(rows):
@@ -270,13 +282,14 @@ def guard_planes(x2, live_idx, h, w, out):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter):
+def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, from_back=False):
     """Output pixels [c0, c1) (c1 - c0 >= 16) of a 3 x 3, stride 1, padding 1 conv over nl
     live channels held by `guarded` (guard_planes), for the active kernels act_idx
     (ascending; w_tiles packed for exactly these kernels and channels by pack_tiles), into
     dst (C_out, h*w), with the bias and ReLU on the store. The pixels go in panels of 16,
-    each claimed from counter[0] (set to 0 before): two threads given the same arguments
-    share the work, each panel computed once, by whichever claims it. A range that does
+    each claimed from counter[0] (set to 0 before; claim_panel): two threads given the same
+    arguments but opposite `from_back` share the work, each panel computed once, by
+    whichever claims it. A range that does
     not split into panels of 16 ends with one that overlaps the panel before (its pixels
     are computed twice, alike)."""
     na, hw = act_idx.shape[0], dst.shape[1]
@@ -285,13 +298,14 @@ def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, 
     tiles = (na + ROWS - 1) // ROWS
     panels = (c1 - c0 + COLS - 1) // COLS
     keep = np.empty(2 * COLS, np.int32)
-    p = claim(counter)
-    while p < panels:
+    p = claim_panel(counter, panels, from_back)
+    while p >= 0:
         p0 = min(c0 + p * COLS, c1 - COLS)
-        # The output lines of the panel two ahead: one store stream per kernel is more than
-        # the hardware prefetchers follow, and each store then waited for its line (fire2's
-        # expand3x3 into its concat buffer, caches flushed: 0.89x with this, .exp/prefetch_ab.py).
-        ahead = min(p0 + 3 * COLS - 1, hw - 1)
+        # The output lines of the panel two ahead (two behind, from the back): one store
+        # stream per kernel is more than the hardware prefetchers follow, and each store then
+        # waited for its line (fire2's expand3x3 into its concat buffer, caches flushed:
+        # 0.89x with this, .exp/prefetch_ab.py).
+        ahead = max(p0 - 2 * COLS, 0) if from_back else min(p0 + 3 * COLS - 1, hw - 1)
         for j in range(na):
             prefetch(out, act_idx[j] * hw + ahead)
         ox = p0 % w
@@ -302,4 +316,4 @@ def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, 
         for t in range(tiles):  # the 16 pixels' input lines stay in L1 while every tile reads them
             tile_3x3(out, hw, guarded, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
                      min(ROWS, na - t * ROWS), p0, keep, bias, relu)
-        p = claim(counter)
+        p = claim_panel(counter, panels, from_back)

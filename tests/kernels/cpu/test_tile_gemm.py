@@ -10,8 +10,8 @@ from numba import njit
 
 from pyprune import config
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
-from pyprune.kernels.cpu.tile_gemm import (COLS, GUARD, ROWS, guard_planes, guarded_size, pack_tiles, tile_count,
-                                           tile_lanes, tiled_conv3x3)
+from pyprune.kernels.cpu.tile_gemm import (BACK, COLS, GUARD, ROWS, claim_panel, guard_planes, guarded_size, pack_tiles,
+                                           tile_count, tile_lanes, tiled_conv3x3)
 from pyprune.ops.conv import conv2d_reference
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, assert_matches, live_act, make_kernel
@@ -51,8 +51,14 @@ def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
     guarded = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
     guard_planes(x.reshape(c, -1), live_idx, h, w, guarded)
     dst = np.full((m, h * w), np.nan, np.float32)
-    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1,
-                  np.zeros(1, np.int64))
+    # Two threads' shares, one after the other: the back's claims first, stopped after
+    # `taken` panels (as if the other thread had claimed the rest), then the front's.
+    panels = -(-(c1 - c0) // COLS)
+    taken = case["seed"] % (panels + 1)
+    counter = np.array([panels - taken], np.int64)
+    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1, counter, True)
+    counter[0] = taken * BACK
+    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1, counter)
 
     x_live = np.zeros_like(x)
     x_live[live_idx] = x[live_idx]
@@ -99,6 +105,22 @@ def test_lane_tile_matches_its_formula_and_writes_nothing_else(k, xstep, ldp, ou
     untouched = np.ones(out.shape, bool)
     untouched[at] = False
     assert np.isnan(out[untouched]).all(), "wrote outside its 6 x 16 floats"
+
+
+@settings(max_examples=60, deadline=None)
+@given(panels=st.integers(0, 40), ends=st.lists(st.booleans(), min_size=45, max_size=45))
+def test_panel_claims_from_both_ends_cover_each_panel_once(panels, ends):
+    counter = np.zeros(1, np.int64)
+    fronts, backs = [], []
+    for from_back in ends:
+        p = claim_panel(counter, panels, from_back)
+        if p < 0:
+            break
+        (backs if from_back else fronts).append(p)
+    assert claim_panel(counter, panels, False) == -1 and claim_panel(counter, panels, True) == -1
+    assert fronts == list(range(len(fronts)))  # from the front in order, from the back in reverse
+    assert backs == list(range(panels - 1, panels - 1 - len(backs), -1))
+    assert sorted(fronts + backs) == list(range(panels))
 
 
 def test_guarded_planes_hold_each_live_plane_between_zero_rows():
