@@ -17,6 +17,7 @@ before it raises, as the helper may still be writing into the caller's buffers. 
 one thread at a time (a session runs one call at a time). A forked child has no helper
 thread: `usable()` is False there, and the session makes a new PairThread."""
 
+import atexit
 import os
 import threading
 import weakref
@@ -31,15 +32,37 @@ from .kernels.cpu.fire import fire_call_paired
 HELPER_FAILED = "pyprune's helper thread failed in a job that then ran on the calling thread"
 
 
-def _serve(go, ctrl):
+def _serve(go, ctrl, loaded):
     """The helper's loop: sleep until woken, then serve jobs until parked; a stop ends the
     thread. It holds no reference to its PairThread, so that dropping the PairThread (its
-    session) stops it."""
-    while True:
-        go.acquire()
-        if ctrl[handover.STOP]:
-            return
-        handover.serve(ctrl)
+    session) stops it. `loaded` is set once serve() has been loaded (or compiled) and run,
+    or the thread ends without it."""
+    try:
+        while True:
+            go.acquire()
+            if ctrl[handover.STOP]:
+                return
+            handover.serve(ctrl)
+            loaded.set()
+    finally:
+        loaded.set()
+
+
+# (pid, loaded) of each helper told to load its loop: the process waits for them at exit.
+_loading = []
+LOAD_WAIT_S = 300.0
+
+
+@atexit.register
+def _wait_for_loading_helpers():
+    """Let a helper that is still compiling its loop (an empty Numba cache) finish before
+    the interpreter shuts down. Else a short process compiled it in vain on every start,
+    never reaching the cache, and ran its first 2-thread runs beside that compile (23 s
+    here); and LLVM once aborted in an assertion as the process exited under it
+    (twenty-third session)."""
+    for pid, loaded in _loading:
+        if pid == os.getpid():  # a forked child has no helper of its parent's
+            loaded.wait(LOAD_WAIT_S)
 
 
 def _stop(go, ctrl, pid):
@@ -60,7 +83,9 @@ class PairThread:
         self._go = threading.Semaphore(0)
         self._pid = os.getpid()
         self._first = True  # no run has ended yet (begin)
-        threading.Thread(target=_serve, args=(self._go, self.ctrl), daemon=True, name="pyprune-pair").start()
+        self._loaded = threading.Event()
+        threading.Thread(target=_serve, args=(self._go, self.ctrl, self._loaded), daemon=True,
+                         name="pyprune-pair").start()
         weakref.finalize(self, _stop, self._go, self.ctrl, self._pid)
 
     def usable(self):
@@ -80,6 +105,7 @@ class PairThread:
         self.ctrl[handover.PARK] = 1
         if self._first:
             self._first = False
+            _loading.append((self._pid, self._loaded))
             self._go.release()  # parked: serve() returns as soon as it is ready
 
     def conv_parts(self, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,

@@ -273,6 +273,48 @@ def test_the_helper_thread_ends_with_its_pair():
     assert not helper.is_alive()
 
 
+LOADS_SLOWLY = """
+import sys, time
+from pyprune import pair_thread
+
+def slow_serve(ctrl):  # the helper's loop, taking a while to load as on an empty Numba cache
+    time.sleep(1.5)
+    open(sys.argv[1], "w").write("loaded")
+
+pair_thread.handover.serve = slow_serve
+pair = pair_thread.PairThread()
+pair.begin()
+pair.end()  # the first run's end: the helper starts loading its loop; the process exits at once
+"""
+
+
+def test_a_process_exits_only_once_its_helper_has_loaded_its_loop(tmp_path):
+    """Else a short process would compile the loop in vain on every start (never reaching
+    Numba's cache), with LLVM still at work as the interpreter shuts down."""
+    import subprocess
+    import sys
+    marker = tmp_path / "loaded"
+    subprocess.run([sys.executable, "-c", LOADS_SLOWLY, str(marker)], check=True, timeout=120)
+    assert marker.read_text() == "loaded"
+
+
+STOPPED_BEFORE_LOADING = """
+from pyprune import pair_thread
+pair = pair_thread.PairThread()
+pair.ctrl[pair_thread.handover.STOP] = 1  # stopped (its session dropped) before it could load its loop
+pair.begin()
+pair.end()  # the first run's end: the helper wakes to load its loop, sees the stop and ends
+"""
+
+
+def test_a_helper_that_stops_before_loading_does_not_hold_the_exit():
+    import subprocess
+    import sys
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", STOPPED_BEFORE_LOADING], check=True, timeout=120)
+    assert time.monotonic() - start < 60  # its wait at exit would last pair_thread.LOAD_WAIT_S (300 s)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_makes_a_helper_of_its_own(cut_everything):
     """The child inherits the session's PairThread without its thread: waiting on it would hang."""
