@@ -20,10 +20,9 @@ import numpy as np
 from numba import carray, literal_unroll, njit, types
 from numba.extending import intrinsic
 
+from .atomics import load_acquire, store_release, swap_if
 from .conv_gemm import finish_first
 from .conv_pool import conv_pool_rows
-from .atomics import load_acquire, store_release, swap_if
-from .llvm_vectors import array_data
 
 # The control array: a job's state, then flags, then 5 slots per array (address and up to
 # 4 dimensions), then the scalars. SERVING is 1 while the helper is in serve().

@@ -289,9 +289,8 @@ def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, 
     dst (C_out, h*w), with the bias and ReLU on the store. The pixels go in panels of 16,
     each claimed from counter[0] (set to 0 before; claim_panel): two threads given the same
     arguments but opposite `from_back` share the work, each panel computed once, by
-    whichever claims it. A range that does
-    not split into panels of 16 ends with one that overlaps the panel before (its pixels
-    are computed twice, alike)."""
+    whichever claims it. A range that does not split into panels of 16 ends with one that
+    overlaps the panel before (its pixels are computed twice, alike)."""
     na, hw = act_idx.shape[0], dst.shape[1]
     plane, k = (h + 2) * w, nl * 9
     out, w_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size)
