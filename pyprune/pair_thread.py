@@ -108,11 +108,11 @@ class PairThread:
             _loading.append((self._pid, self._loaded))
             self._go.release()  # parked: serve() returns as soon as it is ready
 
-    def conv_parts(self, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
-                   written):
+    def conv_parts(self, x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer,
+                   out, written):
         """finish_first's parts 0 and 1 of a prepared batch of one (its arguments, less the
         part), at once where the helper takes part 1."""
-        args = (x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
+        args = (x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written)
         self._settled(self._both(handover.conv_parts, args), finish_first, (*args, 1))
 
     def stem_halves(self, xin, w_lanes, taps, bias, relu, plan, pool_plan, band, second_band, out, mid, end):

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 import pyprune
 from pyprune import config, models
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, ROW_PAD, SPLIT_MACS, TRANSPOSED, conv_plan, \
-    gemm_rows, parts_of
+    finish_part, gemm_rows, parts_of, prepare_sample
 from pyprune.kernels.cpu import handover
 from pyprune.pair_thread import PairThread
 from pyprune.ops.conv import conv2d_reference
@@ -130,6 +130,45 @@ def test_a_conv_in_two_parts_on_two_threads_matches_one_thread_and_the_reference
     if active is not None:
         assert not two[~active].any()
 
+
+
+@settings(max_examples=30, deadline=None)
+@given(wide=st.booleans(), every_kernel=st.booleans(), seed=st.integers(0, 2**31))
+def test_each_part_gathers_the_operands_it_alone_reads(wide, every_kernel, seed):
+    """A 1 x 1 conv over a few live channels of many, cut in two: each part gathers its own
+    share (conv_gemm.gather_part): the input's columns where the cut is by columns, the
+    weights' rows where it is by rows. Part 1 run first, over work buffers full of NaN,
+    then part 0: the reference's answer, so neither part read what only the other
+    gathered."""
+    rng = np.random.default_rng(seed)
+    c, size, co = 48, (24 if wide else 10), (16 if wide else 64)
+    a = dict(out_channels=co, kernel_size=(1, 1), stride=(1, 1), padding=(0,) * 4, dilation=(1, 1), groups=1)
+    case = dict(c=c, attrs=a)
+    w = conv_weights(rng, case)
+    kernel, _ = make_kernel("Conv2d", a, w, [(c, size, size)])
+    live = np.zeros((1, c), np.bool_)
+    live[0, rng.choice(c, 5, replace=False)] = True
+    active = np.ones((1, co), np.bool_)
+    if not every_kernel:  # a quarter off: enough left for a cut by rows (parts_of)
+        active[0, rng.choice(co, co // 4, replace=False)] = False
+    x = live_act(rng.normal(size=(1, c, size, size)), live)
+    w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf = kernel.gemm_args(x)
+    plan[SPLIT_MACS] = 1
+    for buf in (cols_buf, w_buf, y_buf):
+        buf[...] = np.nan
+    sample, hw = x.data[0], size * size
+    mode, na, k, cols = prepare_sample(sample, live[0], active[0], w2, w2_t, plan, index_buf, cols_buf.reshape(-1),
+                                       w_buf)
+    assert mode == (TRANSPOSED if every_kernel else PARTIAL) and k == 5
+    parts, by_columns, _ = parts_of(mode, na, k, hw, co, plan)
+    assert parts == 2 and by_columns == wide
+    dst = np.zeros((co, hw), np.float32)
+    for part in (1, 0):
+        finish_part(sample, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst,
+                    np.ones(co, np.bool_), part)
+    expected = conv2d_reference(x.data, w["weight"], w["bias"], a["stride"], a["padding"], a["dilation"], 1)[0]
+    expected = expected * active[0][:, None, None]
+    assert_matches(dst.reshape(co, size, size), expected, magnitude=magnitude(x.data, w, a)[0])
 
 
 def two_part_runs(monkeypatch):
@@ -255,8 +294,8 @@ def test_a_conv_part_that_fails_waits_for_the_helper_and_raises(pair):
     buffer = np.zeros((1, 40, 48, 48), np.float32)
     stranger = np.zeros((1, 40, 48, 48), np.float32)
     with pytest.raises(ValueError, match="channel slice"):
-        pair.conv_parts(x.data, 4, 40, 72, args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8],
-                        buffer, stranger, np.ones((1, 40), np.bool_))
+        pair.conv_parts(x.data, 4, 40, 72, args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
+                        args[8], buffer, stranger, np.ones((1, 40), np.bool_))
     assert pair.ctrl[handover.STATE] == handover.IDLE
     np.testing.assert_array_equal(kernel.convolve(x, None, pair=pair), good)
 

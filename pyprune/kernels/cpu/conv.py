@@ -14,9 +14,9 @@ from ..macs import conv_macs
 from . import blas
 from .base import Act, CpuKernel, c_contiguous, kept
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, NEVER_CUT, POINTWISE, RELU, ROW_PAD, SHIFTED, SPLIT_MACS, TILED, \
-    TILES, TRANSPOSED, conv_plan, finish_part, gemm_conv, gemm_rows, parts_of, prepare_first, prepare_sample, \
-    tiles_fit
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, GATHER_IN_PARTS, NEVER_CUT, POINTWISE, RELU, ROW_PAD, SHIFTED, \
+    SPLIT_MACS, TILED, TILES, TRANSPOSED, conv_plan, finish_part, gather_part, gemm_conv, gemm_rows, parts_of, \
+    prepare_first, prepare_sample, tiles_fit
 from .conv_steps import add_bias, scatter_rows
 from .tile_gemm import ROWS, guarded_size, pack_tiles, tile_count
 
@@ -90,6 +90,7 @@ class ConvKernel(CpuKernel):
     blas_in_numba = BLAS_IN_NUMBA
     shifted = _PlanFlag(SHIFTED)
     pointwise = _PlanFlag(POINTWISE)
+    gather_in_parts = _PlanFlag(GATHER_IN_PARTS)  # off: prepare_sample gathers it all (bench/ab_flag.py)
     fused_relu = _PlanFlag(RELU)
 
     @property
@@ -267,9 +268,9 @@ class ConvKernel(CpuKernel):
         too where the helper has not claimed it by then."""
         mode, na, k, parts = prepared
         if parts == 2:
-            w2, _, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
-            pair.conv_parts(x.data, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer,
-                            out, written)
+            w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf = self.gemm_args(x)
+            pair.conv_parts(x.data, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf,
+                            buffer, out, written)
 
     def end_call(self, n, active, buffer):
         """After a call into `buffer`: the rows it wrote (its active ones), for the next call.
@@ -308,24 +309,27 @@ class ConvKernel(CpuKernel):
         cols_flat = self.cols_buf.reshape(-1)
         for s in range(x.data.shape[0]):
             flat = out[s].reshape(co, hw)
-            mode, na, k, cols = prepare_sample(
-                np.ascontiguousarray(x.data[s]), live[s], act[s], w2, w2_t, self.conv_plan,
-                self.index_buf, cols_flat, self.w_buf)
+            sample = np.ascontiguousarray(x.data[s])
+            mode, na, k, cols = prepare_sample(sample, live[s], act[s], w2, w2_t, self.conv_plan, self.index_buf,
+                                               cols_flat, self.w_buf)
             if mode == TILED:  # no BLAS in it: the compiled parts run as they are
                 dst = flat if flat.flags.c_contiguous else np.empty((co, hw), np.float32)
                 for part in range(parts_of(mode, na, k, hw, co, self.conv_plan)[0]):
-                    finish_part(mode, na, k, cols, w2, self.w_tiles, self.w_buf, self.y_buf, self.epilogue_bias,
-                                self.conv_plan, self.index_buf, dst, written[s], part)
+                    finish_part(sample, mode, na, k, cols, w2, w2_t, self.w_tiles, self.w_buf, self.y_buf,
+                                self.epilogue_bias, self.conv_plan, self.index_buf, dst, written[s], part)
                 if dst is not flat:
                     flat[...] = dst
                 continue
+            rows = gemm_rows(mode, na, co, self.conv_plan[ROW_PAD])  # na and the padding rows
+            if mode != EMPTY and self.gather_in_parts:  # the gathers finish_part would make, all at once
+                gather_part(sample, mode, na, k, cols, w2, w2_t, self.w_buf, self.conv_plan, self.index_buf, 0, rows,
+                            0, hw, True, True)
             if mode == FULL or mode == TRANSPOSED:
                 w = w2 if mode == FULL else self.w_buf[:k * co].reshape(k, co).T
                 np.matmul(w, cols, out=flat)
                 if self.conv_plan[ADD_FULL_BIAS]:  # else the pool after adds bias and ReLU
                     add_bias(flat, self.bias, self.fused_relu)
                 continue
-            rows = gemm_rows(mode, na, co, self.conv_plan[ROW_PAD])  # na and the padding rows
             y = self.y_buf[:rows * hw].reshape(rows, hw)
             if mode == EMPTY:
                 y[...] = 0.0

@@ -1,9 +1,11 @@
 """A groups == 1 convolution per sample: `prepare_sample` (live and active indices, im2col
-or the live channels of a 1x1 conv, the gathered weights) decides which GEMM to run;
-`gemm_conv` runs the whole batch as one compiled call with sgemm called from Numba
-(blas.py) and the epilogue. The Python path in conv.py runs prepare_sample, np.matmul and
-the epilogue as separate calls; one compiled call saves their dispatch, 3-4 us per conv
-call, which is most of a small gated layer's fixed cost.
+or the packed tiles) decides which GEMM to run; `finish_part` gathers the live channels of
+a 1x1 conv and the weights of the live channels and active kernels (`gather_part`, each
+of a GEMM's two parts its own share), runs sgemm called from Numba (blas.py) and the
+epilogue; `gemm_conv` runs the whole batch so as one compiled call. The Python path in
+conv.py runs prepare_sample, gather_part, np.matmul and the epilogue as separate calls;
+one compiled call saves their dispatch, 3-4 us per conv call, which is most of a small
+gated layer's fixed cost.
 
 A conv's geometry and settings reach the compiled code as one int64 array, the conv plan
 (indices below): Numba's dispatcher costs about 0.1 us per argument, and a gated conv once
@@ -36,15 +38,16 @@ GATHER_RATIO = 14   # config.POINTWISE_GATHER_RATIO, read when the kernel is mad
 SPLIT_MACS = 15     # a sample's GEMM of at least this many MACs runs in two parts (ConvKernel.set_cuts)
 TILES = 16          # 1: the conv runs on tile_gemm's tiles (where tiles_fit held when the kernel was made)
 ROW_PAD = 17        # zero rows PARTIAL's GEMM may add to reach a multiple of 4 rows (gemm_rows)
+GATHER_IN_PARTS = 18  # 1: each part of a GEMM gathers its share (gather_part); 0: prepare_sample all of it
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0):
+              row_pad=0, gather_in_parts=True):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad], np.int64)
+                     tiles, row_pad, gather_in_parts], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -88,9 +91,12 @@ def right_operand(x, plan, k, cols_flat):
 def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf):
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
     then the active indices into index_buf (C_in + C_out + 1: its last element is TILED's
-    count of claimed panels), the GEMM's right operand and,
-    where the GEMM needs them gathered, its weights into w_buf. Returns (mode, na, k, cols):
-    na active kernels, k rows of cols (for TILED, cols is one row: guard_planes' copy)."""
+    count of claimed panels), and the GEMM's operands: im2col's columns, or for TILED
+    guard_planes' copy of x and the packed weights; the gathered live channels of a 1x1
+    conv and the gathered weights only where the GEMM is cut in two parts that both read
+    them whole (else finish_part gathers them, each part its own share: gather_part).
+    Returns (mode, na, k, cols): na active kernels, k rows of cols (for TILED, cols is one
+    row: guard_planes' copy)."""
     kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
         plan[DH], plan[DW], plan[HO], plan[WO]
     shifted, pointwise, gather_ratio = plan[SHIFTED] != 0, plan[POINTWISE] != 0, plan[GATHER_RATIO]
@@ -118,23 +124,50 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         index_buf[c_in + co] = 0  # the pixel panels claimed (tiled_conv3x3)
         return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
-    if pointwise and not full_in:
-        gather_channels(x.reshape(c_in, hw), live_idx, cols)
-    elif not pointwise:
+    if not pointwise:
         if shifted:
             im2col_shifted(x, live_idx, kh, kw, pt, pl, ho, wo, cols)
         else:
             im2col(x, live_idx, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-    if full_in and full_out:
-        return FULL, na, k, cols
-    if full_out:
-        # Every kernel, some input channels: whole contiguous rows of the transposed
-        # weights (3x faster to copy than elements of each kernel's row), read transposed.
-        gather_rows(w2_t, kk, live_idx, w_buf[:k * co].reshape(k, co))
-        return TRANSPOSED, na, k, cols
-    gather_weights(w2, kk, act_buf[:na], live_idx, w_buf[:na * k].reshape(na, k))
-    w_buf[na * k:gemm_rows(PARTIAL, na, co, plan[ROW_PAD]) * k] = 0.0
-    return PARTIAL, na, k, cols
+    mode = FULL if full_in and full_out else TRANSPOSED if full_out else PARTIAL
+    # The gathers that each part of the GEMM can make of its own share (gather_part) wait
+    # for finish_part; those that both parts read whole are made here.
+    parts, by_columns, _ = parts_of(mode, na, k, hw, co, plan)
+    in_parts = plan[GATHER_IN_PARTS] != 0
+    whole_cols = not in_parts or (parts == 2 and not by_columns)  # each part reads every column
+    whole_weights = not in_parts or (parts == 2 and by_columns)  # each part reads every row
+    if whole_cols or whole_weights:
+        gather_part(x, mode, na, k, cols, w2, w2_t, w_buf, plan, index_buf, 0, gemm_rows(mode, na, co, plan[ROW_PAD]),
+                    0, hw, whole_weights, whole_cols)
+    return mode, na, k, cols
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def gather_part(x, mode, na, k, cols, w2, w2_t, w_buf, plan, index_buf, r0, r1, c0, c1, weights, channels):
+    """What prepare_sample left for a GEMM's rows [r0, r1) and columns [c0, c1): where
+    `weights`, those rows of its gathered weights (TRANSPOSED: the live rows of w2_t, their
+    columns r0:r1; PARTIAL: the active kernels' rows over the live channels, and zeros in
+    gemm_rows' padding rows); where `channels`, those columns of the live channels of a
+    1x1 conv's input (pointwise and not every channel: right_operand).
+    Why in parts: at 2 threads each part gathers what it alone reads, on its own thread,
+    rather than the calling thread gathering everything before the parts begin (conv10's
+    256 live rows of transposed weights are 1 MB)."""
+    c_in, hw = x.shape[0], x.shape[1] * x.shape[2]
+    kk = plan[KH] * plan[KW]
+    live_idx = index_buf[:k // kk]
+    if channels and plan[POINTWISE] != 0 and k != c_in:
+        gather_channels(x.reshape(c_in, hw), live_idx, cols, c0, c1)
+    if not weights:
+        return
+    co = w2.shape[0]
+    if mode == TRANSPOSED:  # w_buf as (k, C_out): the product's rows are its columns
+        gather_rows(w2_t, kk, live_idx, w_buf[:k * co].reshape(k, co), r0, r1)
+    elif mode == PARTIAL:
+        real = min(r1, na)
+        if r0 < real:
+            act_idx = index_buf[c_in + r0:c_in + real]
+            gather_weights(w2, kk, act_idx, live_idx, w_buf[r0 * k:real * k].reshape(real - r0, k))
+        w_buf[max(r0, na) * k:r1 * k] = 0.0  # gemm_rows' padding
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -158,9 +191,10 @@ def parts_of(mode, na, k, hw, co, plan):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written, part):
-    """Part `part` of a prepared sample's GEMM and epilogue (parts_of): its rows or columns
-    of sgemm, then the bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo);
+def finish_part(x, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written, part):
+    """Part `part` of a sample x's prepared GEMM and epilogue (parts_of): the gathers of its
+    share that prepare_sample left (gather_part), its rows or columns of sgemm, then the
+    bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo);
     for TILED, the pixel panels it claims first on tile_gemm's tiles (part 0 also zeroes
     the inactive rows).
     Both parts of a sample can run at once, on two threads: they write disjoint blocks of
@@ -185,6 +219,9 @@ def finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_
         if na < co and part == 0:
             zero_inactive_block(act_idx, written, dst, 0, hw)
         return
+    if mode != EMPTY and plan[GATHER_IN_PARTS] != 0:
+        gather_part(x, mode, na, k, cols, w2, w2_t, w_buf, plan, index_buf, r0, r1, c0, c1,
+                    parts == 1 or not by_columns, parts == 1 or by_columns)
     b = cols.reshape(cols.size)[c0:]
     if mode == FULL or mode == TRANSPOSED:
         c = dst.reshape(dst.size)[r0 * hw + c0:]
@@ -226,14 +263,14 @@ def prepare_first(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, col
                                        cols_buf.reshape(cols_buf.size), w_buf)
     parts = parts_of(mode, na, k, hw, co, plan)[0]
     if parts == 1:
-        finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf,
+        finish_part(x[0], mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, plan, index_buf,
                     planes[0][first:first + co], written[0], 0)
     return mode, na, k, parts
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written,
-                 part):
+def finish_first(x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+                 written, part):
     """Part `part` of the GEMM and epilogue of the batch of one that prepare_first left
     (mode, na, k): finish_part on the operands prepare_sample left in the buffers."""
     co, hw, c_in = w2.shape[0], plan[HO] * plan[WO], x.shape[1]
@@ -242,8 +279,8 @@ def finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w
         cols = cols_buf.reshape(1, cols_buf.size)
     else:
         cols = right_operand(x[0], plan, k, cols_buf.reshape(cols_buf.size))
-    finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, planes[0][first:first + co],
-                written[0], part)
+    finish_part(x[0], mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, plan, index_buf,
+                planes[0][first:first + co], written[0], part)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -264,4 +301,5 @@ def gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_bu
         mode, na, k, cols = prepare_sample(x[s], live[s], active[s], w2, w2_t, plan, index_buf, cols_flat, w_buf)
         parts = parts_of(mode, na, k, hw, co, plan)[0]
         for part in range(parts):
-            finish_part(mode, na, k, cols, w2, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst, written[s], part)
+            finish_part(x[s], mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, plan, index_buf, dst,
+                        written[s], part)

@@ -108,25 +108,28 @@ def gather_weights(w2, kk, act_idx, live_idx, out):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gather_rows(w2_t, kk, live_idx, out):
-    """out[l*kk + k] = w2_t[live_idx[l]*kk + k]: the live channels' rows of the transposed
-    weights (C_in * kk, C_out), whole contiguous rows, copied by an explicit loop (row
+def gather_rows(w2_t, kk, live_idx, out, j0, j1):
+    """out[l*kk + k, j] = w2_t[live_idx[l]*kk + k, j] for j in [j0, j1): the live channels'
+    rows of the transposed weights (C_in * kk, C_out), or the columns of them that one part
+    of a GEMM cut by rows reads (conv_gemm.gather_part), copied by an explicit loop (row
     assignment went through Numba's generic setitem: 0.085 vs 0.05 ms for conv10's 256 live rows)."""
-    n = np.uint64(w2_t.shape[1])
+    u0, u1 = np.uint64(j0), np.uint64(j1)
     for li in range(live_idx.shape[0]):
         for k in range(kk):
             src, dst = w2_t[live_idx[li] * kk + k], out[li * kk + k]
-            for j in range(n):
+            for j in range(u0, u1):
                 dst[j] = src[j]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gather_channels(x2, live_idx, out):
-    """out[l] = x2[live_idx[l]] for x2 of shape (C, H*W): a 1x1 convolution's right operand."""
-    hw = np.uint64(x2.shape[1])
+def gather_channels(x2, live_idx, out, c0, c1):
+    """out[l, c] = x2[live_idx[l], c] for c in [c0, c1), x2 of shape (C, H*W): a 1x1
+    convolution's right operand, or the columns of it that one part of a GEMM cut by
+    columns reads (conv_gemm.gather_part)."""
+    u0, u1 = np.uint64(c0), np.uint64(c1)
     for li in range(live_idx.shape[0]):
         src, dst = x2[live_idx[li]], out[li]
-        for k in range(hw):
+        for k in range(u0, u1):
             dst[k] = src[k]
 
 

@@ -83,10 +83,10 @@ def _conv_paired(ctrl, x, live, gate_plan, gate_params, cut, active, w2, w2_t, w
                                        y_buf, buffer, out, written)
     if parts == 1:
         return False
-    outcome = conv_parts(ctrl, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer,
-                         out, written)
+    outcome = conv_parts(ctrl, x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf,
+                         buffer, out, written)
     if outcome != 0:
-        finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+        finish_first(x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
                      written, 1)
     return outcome == 1
 

@@ -108,9 +108,9 @@ def _run_job(ctrl):
     if kind == CONV_PART:
         buffer = _f32_4(ctrl, 9)
         first, co = ctrl[s + 3], ctrl[s + 4]
-        finish_first(_f32_4(ctrl, 0), ctrl[s], ctrl[s + 1], ctrl[s + 2], _f32_2(ctrl, 1), _f32_1(ctrl, 2),
-                     _f32_1(ctrl, 3), _i64_1(ctrl, 4), _i64_1(ctrl, 5), _f32_2(ctrl, 6), _f32_1(ctrl, 7),
-                     _f32_1(ctrl, 8), buffer, buffer[:, first:first + co], _bool_2(ctrl, 10), 1)
+        finish_first(_f32_4(ctrl, 0), ctrl[s], ctrl[s + 1], ctrl[s + 2], _f32_2(ctrl, 1), _f32_2(ctrl, 11),
+                     _f32_1(ctrl, 2), _f32_1(ctrl, 3), _i64_1(ctrl, 4), _i64_1(ctrl, 5), _f32_2(ctrl, 6),
+                     _f32_1(ctrl, 7), _f32_1(ctrl, 8), buffer, buffer[:, first:first + co], _bool_2(ctrl, 10), 1)
     elif kind == STEM_HALF:
         conv_pool_rows(_f32_3(ctrl, 0), _f32_1(ctrl, 1), _i64_1(ctrl, 2), _f32_1(ctrl, 3), ctrl[s] != 0,
                        _i64_1(ctrl, 4), _i64_1(ctrl, 5), _f32_1(ctrl, 6), _f32_3(ctrl, 7), ctrl[s + 1], ctrl[s + 2])
@@ -159,19 +159,21 @@ def _post(ctrl, kind):
 
 
 @njit(cache=True, nogil=True)
-def conv_parts(ctrl, x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+def conv_parts(ctrl, x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
                written):
     """finish_first's part 0 here and part 1 posted to the helper (a batch of one; the
     arguments are finish_first's); returns settle's answer. x, buffer and the 1-d arrays
     are C-contiguous; out is a channel slice of buffer."""
-    _put_all(ctrl, (x, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, written.view(np.uint8)))
+    _put_all(ctrl, (x, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, written.view(np.uint8),
+                    w2_t))
     hw = buffer.shape[2] * buffer.shape[3]
     s = SCALARS
     ctrl[s], ctrl[s + 1], ctrl[s + 2] = mode, na, k
     ctrl[s + 3] = (out.ctypes.data - buffer.ctypes.data) // (4 * hw)
     ctrl[s + 4] = out.shape[1]
     _post(ctrl, CONV_PART)
-    finish_first(x, mode, na, k, w2, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out, written, 0)
+    finish_first(x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+                 written, 0)
     return settle(ctrl)
 
 
