@@ -13,7 +13,7 @@ thread (a batch of one at two threads, pair_thread.py) that one compiled call sh
 conv's GEMM parts with it.
 """
 
-from .kernels.cpu.fire import FireKernel, fusable
+from .kernels.cpu.fire import FireKernel, fusable, own_workspace
 
 RUN, INTO, ASSEMBLE = range(3)
 
@@ -52,17 +52,19 @@ def fuse_fire_modules(program):
     conv (RUN) whose output only the next two read (their slots free it), both convs
     writing into one concat buffer, the first at channel 0 and the second up to its end,
     then that concat (ASSEMBLE) of exactly their two outputs."""
-    fused, i = [], 0
+    fused, kernels, i = [], [], 0
     while i < len(program):
         window = program[i:i + 4]
         if len(window) == 4 and _is_fire_module(*window):
             squeeze, a, b, concat = window
             kernel = FireKernel(squeeze[1], a[1], b[1], a[5][3])
+            kernels.append(kernel)
             fused.append((RUN, kernel, squeeze[2], concat[3], tuple(dict.fromkeys(squeeze[4] + concat[4])), None))
             i += 4
         else:
             fused.append(program[i])
             i += 1
+    own_workspace(kernels)
     return fused
 
 

@@ -145,6 +145,7 @@ class PairThread:
             return fn(self.ctrl, *args)
         except BaseException:
             handover.settle(self.ctrl)
+            handover.settle(self.ctrl[handover.RECORD:])  # a fire module's first expand (fire_call_paired)
             raise
 
     @staticmethod

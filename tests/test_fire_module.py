@@ -130,8 +130,9 @@ def test_two_threads_run_a_module_in_one_call_with_the_helper(monkeypatch, gate_
 
 
 def test_a_paired_module_settles_the_helper_before_an_error_goes_on(monkeypatch):
-    """An error in the caller's part leaves the helper's settled (taken back, or waited for)
-    before it propagates; a part the helper failed in, rerun here without an error, raises."""
+    """An error in the caller's part leaves the helper's jobs settled (taken back, or waited
+    for) before it propagates, in both of the control array's records (a part of a conv, and
+    the first expand whole); a part the helper failed in, rerun here without an error, raises."""
     settled = []
     pair = PairThread()
 
@@ -142,7 +143,8 @@ def test_a_paired_module_settles_the_helper_before_an_error_goes_on(monkeypatch)
     monkeypatch.setattr(handover, "settle", lambda ctrl: settled.append(ctrl) or 2)
     with pytest.raises(ValueError, match="caller's part"):
         pair.fire_module(())
-    assert settled == [pair.ctrl]
+    assert len(settled) == 2 and settled[0] is pair.ctrl
+    assert settled[1].base is pair.ctrl and settled[1].ctypes.data == pair.ctrl[handover.RECORD:].ctypes.data
     monkeypatch.setattr(pair_thread, "fire_call_paired", lambda ctrl, *args: True)
     with pytest.raises(RuntimeError, match="helper thread failed"):
         pair.fire_module(())

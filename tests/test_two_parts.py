@@ -17,6 +17,7 @@ from pyprune import config, models
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, NEVER_CUT, PARTIAL, ROW_PAD, SPLIT_MACS, TRANSPOSED, conv_plan, \
     finish_part, gemm_rows, parts_of, prepare_sample
 from pyprune.kernels.cpu import handover
+from pyprune.kernels.cpu.gated_conv import conv_with_gate
 from pyprune.pair_thread import PairThread
 from pyprune.ops.conv import conv2d_reference
 from pyprune.reference import run_reference
@@ -298,6 +299,44 @@ def test_a_conv_part_that_fails_waits_for_the_helper_and_raises(pair):
                         args[8], buffer, stranger, np.ones((1, 40), np.bool_))
     assert pair.ctrl[handover.STATE] == handover.IDLE
     np.testing.assert_array_equal(kernel.convolve(x, None, pair=pair), good)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_the_helper_runs_a_whole_conv_posted_beside_the_callers_jobs(pair, gated):
+    """A CONV_WHOLE job (a fire module's first expand) in the second record: the serving
+    helper takes it while the first record is free for the caller's jobs, and gives the
+    bits of the conv run here; the record is idle again once settled."""
+    rng = np.random.default_rng(1)
+    a = dict(out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0,) * 4, dilation=(1, 1), groups=1)
+    w = conv_weights(rng, dict(c=16, attrs=a))
+    kernel, _ = make_kernel("Conv2d", a, w, [(16, 20, 20)])
+    live = mask(rng, 1, 16, "random")
+    x = live_act(rng.normal(size=(1, 16, 20, 20)), live)
+    gate_plan, gate_params = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if gated:  # a gate over the input's 16 channels deciding 24 kernels, one group each
+        gate_plan = np.array([0, 0, 24], np.int64)
+        gate_params = rng.normal(size=16 * 24 + 24).astype(np.float32)
+    results = []
+    for on_helper in (True, False):
+        active = np.ones((1, 24), np.bool_)
+        out = np.zeros((1, 40, 20, 20), np.float32)  # the conv writes channels 8..32 of it
+        args = (x.data, live, gate_plan, gate_params, 0.1, active, *kernel.gemm_args(x), out, out[:, 8:32],
+                np.ones((1, 24), np.bool_))
+        if on_helper:
+            whole = pair.ctrl[handover.RECORD:]
+            handover.post_conv_whole(whole, *args)
+            deadline = time.monotonic() + 60
+            while whole[handover.STATE] == handover.POSTED:
+                assert time.monotonic() < deadline, "the helper never took the job"
+            assert pair.probe(patience=10**9) == "helper"  # the first record serves on meanwhile
+            assert handover.settle(whole) == 0 and whole[handover.STATE] == handover.IDLE
+        else:
+            conv_with_gate(*args)
+        results.append((out.copy(), active.copy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert gated or results[0][1].all()
+    assert not results[0][0][:, :8].any() and not results[0][0][:, 32:].any()
 
 
 def test_the_helper_thread_ends_with_its_pair():

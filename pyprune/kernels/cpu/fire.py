@@ -15,7 +15,8 @@ runs each conv as the step would with the PairThread (prepare_first, then its GE
 parts on both threads through handover.conv_parts), with the same bits; against the four
 steps it took 0.973x dense, 0.916x gated 50% and 0.907x gated 25% at 2 threads
 (`.exp/fire_paired_ab.py`, one process alternating the two; bench/README.md, twentieth
-session).
+session). Since the twenty-fourth session the first expand runs whole on the helper (its
+parts one after the other) while this thread runs the second (fire_call_paired).
 
 A call with a calibration hook (the hook needs each gate's logits), or where a conv
 cannot run as one compiled call (conv.py: NumPy's BLAS not callable from Numba, a
@@ -27,23 +28,12 @@ from numba import njit
 
 from .base import Act, c_contiguous, kept, phase_masks
 from .conv import ConvKernel
-from .conv_gemm import finish_first, gemm_conv, prepare_first
-from .gated_conv import GatedConvKernel, decide_active
-from .handover import conv_parts
+from .conv_gemm import finish_first, prepare_first
+from .gated_conv import GatedConvKernel, conv_with_gate, decide_active
+from .handover import conv_parts, post_conv_whole, settle, whole_record
 
 NO_GATE_PLAN = np.zeros(0, np.int64)  # the gate arguments of a conv without a gate
 NO_GATE_PARAMS = np.zeros(0, np.float32)
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf,
-          y_buf, buffer, out, written):
-    """One conv of the module: its gate's decisions into `active` where it has a gate (else
-    `active` is all true already), then gemm_conv, as gated_gemm_conv or conv.py run it."""
-    if gate_plan.shape[0] != 0:
-        decide_active(x, live, gate_plan, gate_params, cut, active)
-    gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
-              written)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -58,14 +48,14 @@ def fire_call(x, live,
     """The squeeze (s_*) on x into s_out, then the expands (a_*, b_*) on s_out into the
     channels of `concat` (N, C_a + C_b, Ho, Wo), the first's then the second's, and their
     active masks side by side into concat_live (N, C_a + C_b). Each conv's arguments are
-    those of _conv; a mask of a conv without a gate is all true."""
-    _conv(x, live, s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan, s_index, s_cols, s_w,
-          s_y, s_out, s_out, s_written)
+    those of conv_with_gate; a mask of a conv without a gate is all true."""
+    conv_with_gate(x, live, s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan, s_index,
+                   s_cols, s_w, s_y, s_out, s_out, s_written)
     ca = a_active.shape[1]
-    _conv(s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan, a_index,
-          a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
-    _conv(s_out, s_active, b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias, b_plan, b_index,
-          b_cols, b_w, b_y, concat, concat[:, ca:], b_written)
+    conv_with_gate(s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan,
+                   a_index, a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
+    conv_with_gate(s_out, s_active, b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias, b_plan,
+                   b_index, b_cols, b_w, b_y, concat, concat[:, ca:], b_written)
     concat_live[:, :ca] = a_active
     concat_live[:, ca:] = b_active
 
@@ -73,7 +63,7 @@ def fire_call(x, live,
 @njit(cache=True, nogil=True, boundscheck=False)
 def _conv_paired(ctrl, x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf,
                  w_buf, y_buf, buffer, out, written):
-    """_conv for a batch of one whose GEMM parts_of may cut in two: part 1 posted to the
+    """conv_with_gate for a batch of one whose GEMM parts_of may cut in two: part 1 posted to the
     helper serving `ctrl` (handover.conv_parts) while part 0 runs here, as ConvKernel runs
     it with a PairThread; part 1 runs here too where the helper has not claimed it in time,
     or failed in it. Returns whether the helper failed (the caller raises)."""
@@ -100,16 +90,30 @@ def fire_call_paired(ctrl, x, live,
                      b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias, b_plan, b_index, b_cols, b_w,
                      b_y, b_written,
                      concat, concat_live):
-    """fire_call for a batch of one, each conv's GEMM parts shared with the helper thread
-    serving `ctrl` (_conv_paired): the same parts, and so the same bits, as the module's
-    four steps run with a PairThread. Returns whether the helper failed in any part."""
+    """fire_call for a batch of one on both threads: the squeeze's GEMM parts shared with
+    the helper thread serving `ctrl` (_conv_paired); then the first expand whole (its gate
+    and gemm_conv, which runs its parts one after the other) posted to the helper as one
+    job (handover.post_conv_whole) while this thread runs the second's gate and its share
+    of its parts, the helper joining those parts once done with the first. Each conv runs
+    the parts, and gives the bits, of the module's four steps with a PairThread. Returns
+    whether the helper failed in any part.
+    Why: the first expand (1 x 1, a ninth of the 3 x 3's MACs) cut in two gained nothing,
+    and its gate, gathers and parts sat on this thread's path: the fire modules at gated
+    25% took 0.77x their time at 2 threads with it skipped outright (`.exp/e1_bound.py`,
+    twenty-fourth session)."""
     failed = _conv_paired(ctrl, x, live, s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan,
                           s_index, s_cols, s_w, s_y, s_out, s_out, s_written)
     ca = a_active.shape[1]
-    failed |= _conv_paired(ctrl, s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias,
-                           a_plan, a_index, a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
+    whole = whole_record(ctrl)
+    post_conv_whole(whole, s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan,
+                    a_index, a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
     failed |= _conv_paired(ctrl, s_out, s_active, b_gate, b_params, b_cut, b_active, b_w2, b_w2_t, b_tiles, b_bias,
                            b_plan, b_index, b_cols, b_w, b_y, concat, concat[:, ca:], b_written)
+    outcome = settle(whole)
+    if outcome == 2:  # the helper had not taken it: run it here
+        conv_with_gate(s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan,
+                       a_index, a_cols, a_w, a_y, concat, concat[:, :ca], a_written)
+    failed |= outcome == 1
     concat_live[:, :ca] = a_active
     concat_live[:, ca:] = b_active
     return failed
@@ -119,6 +123,18 @@ def fusable(squeeze, expand_a, expand_b):
     """Whether three conv kernels can make a FireKernel: each a groups == 1 conv of conv.py
     or gated_conv.py (not a conv with its pool, ConvPoolKernel)."""
     return all(type(k) in (ConvKernel, GatedConvKernel) and k.groups == 1 for k in (squeeze, expand_a, expand_b))
+
+
+def own_workspace(fire_kernels):
+    """Give the first expands of these modules work buffers of their own, one set for all:
+    fire_call_paired runs a first expand on the helper thread while this thread runs the
+    second, whose buffers are the session's shared ones (plan._shared_workspace)."""
+    firsts = [k.convs[1] for k in fire_kernels]
+    if firsts:
+        sizes = [max(n) for n in zip(*(k.workspace_sizes() for k in firsts))]
+        shared = [np.empty(n, np.float32) for n in sizes]
+        for k in firsts:
+            k.use_workspace(*shared)
 
 
 class FireKernel:

@@ -94,6 +94,19 @@ def decide_active(x, live, gate_plan, gate_params, cut, active):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def conv_with_gate(x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf,
+                   w_buf, y_buf, buffer, out, written):
+    """A conv as one compiled call with or without a gate: its gate's decisions into
+    `active` where gate_plan is not empty (else `active` is all true already), then
+    gemm_conv, as gated_gemm_conv or conv.py run it (a fire module's convs, fire.py; the
+    helper's CONV_WHOLE job, handover.py)."""
+    if gate_plan.shape[0] != 0:
+        decide_active(x, live, gate_plan, gate_params, cut, active)
+    gemm_conv(x, live, active, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
+              written)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def gated_gemm_conv(x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf,
                     cols_buf, w_buf, y_buf, buffer, out, written):
     """A gated conv in one compiled call: the gate's logits, the mask they give (written into

@@ -12,8 +12,15 @@ in two (bench/README.md, nineteenth session). pair_thread.PairThread owns the he
 thread and the control array.
 
 The jobs: CONV_PART, part 1 of a conv's batch of one (conv_gemm.finish_first); STEM_HALF,
-the second half of the banded stem's pool rows (conv_pool.conv_pool_rows); PROBE, which
-counts itself in the control array, for the tests of the protocol.
+the second half of the banded stem's pool rows (conv_pool.conv_pool_rows); CONV_WHOLE, a
+whole conv with its gate (gated_conv.conv_with_gate: a fire module's first expand, while
+the caller runs the second, fire.py); PROBE, which counts itself in the control array, for
+the tests of the protocol.
+
+The control array holds two job records of the same layout: the first (at 0) for the
+jobs a caller posts and settles in turn, the second (whole_record) for a CONV_WHOLE
+posted before them and settled after, so that both can be posted at once. The helper
+takes the second's job first.
 """
 
 import numpy as np
@@ -23,13 +30,16 @@ from numba.extending import intrinsic
 from .atomics import load_acquire, store_release, swap_if
 from .conv_gemm import finish_first
 from .conv_pool import conv_pool_rows
+from .gated_conv import conv_with_gate
 
-# The control array: a job's state, then flags, then 5 slots per array (address and up to
-# 4 dimensions), then the scalars. SERVING is 1 while the helper is in serve().
+# A job record: its state, then flags, then 5 slots per array (address and up to 4
+# dimensions), then the scalars. PARK, STOP and SERVING (1 while the helper is in serve())
+# are the first record's only.
 STATE, PARK, STOP, KIND, FAILED, SERVING = range(6)
 IDLE, POSTED, CLAIMED, DONE = range(4)
-CONV_PART, STEM_HALF, PROBE = range(1, 4)
-ARRAYS, SCALARS, SIZE = 8, 80, 96
+CONV_PART, STEM_HALF, PROBE, CONV_WHOLE = range(1, 5)
+ARRAYS, SCALARS, RECORD = 8, 108, 128  # up to 20 arrays and 20 scalars a record
+SIZE = 2 * RECORD
 
 
 def _pointer_to(dtype):
@@ -102,8 +112,14 @@ def _bool_2(ctrl, i):
 
 
 @njit(cache=True, nogil=True)
+def whole_record(ctrl):
+    """The control array's second job record (the module's docstring)."""
+    return ctrl[RECORD:]
+
+
+@njit(cache=True, nogil=True)
 def _run_job(ctrl):
-    """Run the posted job (on whichever thread has it)."""
+    """Run the job posted in the record `ctrl` (on whichever thread has it)."""
     kind, s = ctrl[KIND], SCALARS
     if kind == CONV_PART:
         buffer = _f32_4(ctrl, 9)
@@ -114,6 +130,14 @@ def _run_job(ctrl):
     elif kind == STEM_HALF:
         conv_pool_rows(_f32_3(ctrl, 0), _f32_1(ctrl, 1), _i64_1(ctrl, 2), _f32_1(ctrl, 3), ctrl[s] != 0,
                        _i64_1(ctrl, 4), _i64_1(ctrl, 5), _f32_1(ctrl, 6), _f32_3(ctrl, 7), ctrl[s + 1], ctrl[s + 2])
+    elif kind == CONV_WHOLE:
+        buffer = _f32_4(ctrl, 14)
+        first, co = ctrl[s + 1], ctrl[s + 2]
+        cut = np.array([ctrl[s]]).view(np.float64)[0]
+        conv_with_gate(_f32_4(ctrl, 0), _bool_2(ctrl, 1), _i64_1(ctrl, 2), _f32_1(ctrl, 3), cut, _bool_2(ctrl, 4),
+                       _f32_2(ctrl, 5), _f32_2(ctrl, 6), _f32_1(ctrl, 7), _f32_1(ctrl, 8), _i64_1(ctrl, 9),
+                       _i64_1(ctrl, 10), _f32_2(ctrl, 11), _f32_1(ctrl, 12), _f32_1(ctrl, 13), buffer,
+                       buffer[:, first:first + co], _bool_2(ctrl, 15))
     elif kind == PROBE:
         if ctrl[s + 1] != 0:
             raise ValueError("the probe job failed, as asked")
@@ -121,19 +145,28 @@ def _run_job(ctrl):
 
 
 @njit(cache=True, nogil=True)
+def _serve_record(job):
+    """Claim the job posted in record `job`, if any, run it, record whether it raised
+    (job[FAILED]) and mark it done."""
+    if load_acquire(job, STATE) == POSTED and swap_if(job, STATE, POSTED, CLAIMED):
+        failed = 0
+        try:
+            _run_job(job)
+        except Exception:  # the caller reruns the job to raise it (PairThread)
+            failed = 1
+        job[FAILED] = failed
+        store_release(job, STATE, DONE)
+
+
+@njit(cache=True, nogil=True)
 def serve(ctrl):
-    """The helper's loop while ctrl[PARK] is 0: claim each posted job, run it, record
-    whether it raised (ctrl[FAILED]) and mark it done. Returns once parked."""
+    """The helper's loop while ctrl[PARK] is 0: each posted job claimed, the second
+    record's first (the module's docstring), and run. Returns once parked."""
     store_release(ctrl, SERVING, 1)
+    whole = whole_record(ctrl)
     while load_acquire(ctrl, PARK) == 0:
-        if load_acquire(ctrl, STATE) == POSTED and swap_if(ctrl, STATE, POSTED, CLAIMED):
-            failed = 0
-            try:
-                _run_job(ctrl)
-            except Exception:  # the caller reruns the job to raise it (PairThread)
-                failed = 1
-            ctrl[FAILED] = failed
-            store_release(ctrl, STATE, DONE)
+        _serve_record(whole)
+        _serve_record(ctrl)
     store_release(ctrl, SERVING, 0)
 
 
@@ -175,6 +208,23 @@ def conv_parts(ctrl, x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, c
     finish_first(x, mode, na, k, w2, w2_t, w_tiles, bias, plan, index_buf, cols_buf, w_buf, y_buf, buffer, out,
                  written, 0)
     return settle(ctrl)
+
+
+@njit(cache=True, nogil=True)
+def post_conv_whole(whole, x, live, gate_plan, gate_params, cut, active, w2, w2_t, w_tiles, bias, plan, index_buf,
+                    cols_buf, w_buf, y_buf, buffer, out, written):
+    """Post conv_with_gate on these arguments (a batch of one; x, buffer, the masks and
+    the 1-d arrays C-contiguous, out a channel slice of buffer) as a CONV_WHOLE job in the
+    record `whole` (whole_record); the caller settles it, and where it gets 2 back runs
+    the conv itself."""
+    _put_all(whole, (x, live.view(np.uint8), gate_plan, gate_params, active.view(np.uint8), w2, w2_t, w_tiles, bias,
+                     plan, index_buf, cols_buf, w_buf, y_buf, buffer, written.view(np.uint8)))
+    hw = buffer.shape[2] * buffer.shape[3]
+    s = SCALARS
+    whole[s] = np.array([cut], np.float64).view(np.int64)[0]
+    whole[s + 1] = (out.ctypes.data - buffer.ctypes.data) // (4 * hw)
+    whole[s + 2] = out.shape[1]
+    _post(whole, CONV_WHOLE)
 
 
 @njit(cache=True, nogil=True)
