@@ -1,7 +1,8 @@
 """A helper thread that runs the second half of a batch of one's big compiled jobs while the
 calling thread runs the first, where pyprune has two or more threads: the two parts of a
 conv cut in two (kernels/cpu/conv_gemm.parts_of), alone or within a fire module's one
-compiled call (kernels/cpu/fire.py), and the two halves of the banded stem.
+compiled call (kernels/cpu/fire.py, where the helper also takes the first expand whole),
+the two halves of the banded stem, and of a max pool's or a global pool's channels.
 
 The session wakes the helper when such a run starts (`begin`) and parks it when the run
 ends (`end`); in between it spins in compiled code (kernels/cpu/handover.py), so that a
@@ -28,6 +29,7 @@ from .kernels.cpu import handover
 from .kernels.cpu.conv_gemm import finish_first
 from .kernels.cpu.conv_pool import conv_pool_rows
 from .kernels.cpu.fire import fire_call_paired
+from .kernels.cpu.pool import global_pool, max_pool_3x3s2
 
 HELPER_FAILED = "pyprune's helper thread failed in a job that then ran on the calling thread"
 
@@ -74,8 +76,9 @@ def _stop(go, ctrl, pid):
 
 class PairThread:
     """begin() and end() bracket a run in which the helper serves; conv_parts(),
-    stem_halves() and fire_module() run a job's two halves on both threads (or both here,
-    where the helper has not claimed the second in time)."""
+    stem_halves(), max_pool_halves(), global_pool_halves() and fire_module() run a job's
+    two halves on both threads (or both here, where the helper has not claimed the second
+    in time)."""
 
     def __init__(self):
         self.ctrl = np.zeros(handover.SIZE, np.int64)
@@ -122,6 +125,17 @@ class PairThread:
                                                     second_band, out, mid, end))
         self._settled(outcome, conv_pool_rows, (xin, w_lanes, taps, bias, relu, plan, pool_plan, second_band, out,
                                                 mid, end))
+
+    def max_pool_halves(self, first, second, pt, pl):
+        """pool.max_pool_3x3s2 on two halves of a batch of one's channels, each (x, live,
+        out), at once where the helper takes the second."""
+        outcome = self._both(handover.max_pool_halves, (*first, *second, pt, pl))
+        self._settled(outcome, max_pool_3x3s2, (second[0], second[1], pt, pl, second[2]))
+
+    def global_pool_halves(self, first, second, use_max):
+        """pool.global_pool likewise."""
+        outcome = self._both(handover.global_pool_halves, (*first, *second, use_max))
+        self._settled(outcome, global_pool, (second[0], second[1], use_max, second[2]))
 
     def fire_module(self, args):
         """fire.fire_call_paired(ctrl, *args): a fire module's convs, each one's parts on

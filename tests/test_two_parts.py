@@ -339,6 +339,31 @@ def test_the_helper_runs_a_whole_conv_posted_beside_the_callers_jobs(pair, gated
     assert not results[0][0][:, :8].any() and not results[0][0][:, 32:].any()
 
 
+@pytest.mark.parametrize("op,attrs,size", [
+    ("MaxPool2d", dict(kernel_size=(3, 3), stride=(2, 2)), 27),
+    ("MaxPool2d", dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 0, 1, 0)), 13),
+    ("GlobalAvgPool", {}, 13), ("GlobalMaxPool", {}, 9)])
+@pytest.mark.parametrize("channels", [2, 37])
+def test_a_pool_on_two_threads_gives_the_bits_it_gives_on_one(pair, op, attrs, size, channels):
+    """A batch of one's 3 x 3 / 2 max pool or global pool as two halves of its channels on
+    both threads (the helper's half taken back where it has not claimed it) gives what
+    the pool gives on one thread, dead channels 0."""
+    rng = np.random.default_rng(channels)
+    kernel, _ = make_kernel(op, attrs, {}, [(channels, size, size)])
+    live = mask(rng, 1, channels, "random")
+    x = live_act(rng.normal(size=(1, channels, size, size)), live)
+    outs = []
+    for p in (pair, None):
+        out = np.full((1, *kernel.out_shape) if op == "MaxPool2d" else (1, channels), np.nan, np.float32)
+        calls = kernel._calls(x, out, p)
+        assert (p is not None) == any(getattr(f, "__self__", None) is pair for f, _ in calls)
+        for f, args in calls:
+            f(*args)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not outs[0][0, ~live[0]].any()
+
+
 def test_the_helper_thread_ends_with_its_pair():
     before = {t for t in threading.enumerate() if t.name == "pyprune-pair"}
     pair = serving(PairThread())

@@ -14,8 +14,9 @@ thread and the control array.
 The jobs: CONV_PART, part 1 of a conv's batch of one (conv_gemm.finish_first); STEM_HALF,
 the second half of the banded stem's pool rows (conv_pool.conv_pool_rows); CONV_WHOLE, a
 whole conv with its gate (gated_conv.conv_with_gate: a fire module's first expand, while
-the caller runs the second, fire.py); PROBE, which counts itself in the control array, for
-the tests of the protocol.
+the caller runs the second, fire.py); MAX_POOL_HALF and GLOBAL_POOL_HALF, the second half
+of a pool's channels (pool.max_pool_3x3s2, pool.global_pool); PROBE, which counts itself
+in the control array, for the tests of the protocol.
 
 The control array holds two job records of the same layout: the first (at 0) for the
 jobs a caller posts and settles in turn, the second (whole_record) for a CONV_WHOLE
@@ -31,13 +32,14 @@ from .atomics import load_acquire, store_release, swap_if
 from .conv_gemm import finish_first
 from .conv_pool import conv_pool_rows
 from .gated_conv import conv_with_gate
+from .pool import global_pool, max_pool_3x3s2
 
 # A job record: its state, then flags, then 5 slots per array (address and up to 4
 # dimensions), then the scalars. PARK, STOP and SERVING (1 while the helper is in serve())
 # are the first record's only.
 STATE, PARK, STOP, KIND, FAILED, SERVING = range(6)
 IDLE, POSTED, CLAIMED, DONE = range(4)
-CONV_PART, STEM_HALF, PROBE, CONV_WHOLE = range(1, 5)
+CONV_PART, STEM_HALF, PROBE, CONV_WHOLE, MAX_POOL_HALF, GLOBAL_POOL_HALF = range(1, 7)
 ARRAYS, SCALARS, RECORD = 8, 108, 128  # up to 20 arrays and 20 scalars a record
 SIZE = 2 * RECORD
 
@@ -138,6 +140,10 @@ def _run_job(ctrl):
                        _f32_2(ctrl, 5), _f32_2(ctrl, 6), _f32_1(ctrl, 7), _f32_1(ctrl, 8), _i64_1(ctrl, 9),
                        _i64_1(ctrl, 10), _f32_2(ctrl, 11), _f32_1(ctrl, 12), _f32_1(ctrl, 13), buffer,
                        buffer[:, first:first + co], _bool_2(ctrl, 15))
+    elif kind == MAX_POOL_HALF:
+        max_pool_3x3s2(_f32_4(ctrl, 0), _bool_2(ctrl, 1), ctrl[s], ctrl[s + 1], _f32_4(ctrl, 2))
+    elif kind == GLOBAL_POOL_HALF:
+        global_pool(_f32_3(ctrl, 0), _bool_2(ctrl, 1), ctrl[s] != 0, _f32_2(ctrl, 2))
     elif kind == PROBE:
         if ctrl[s + 1] != 0:
             raise ValueError("the probe job failed, as asked")
@@ -236,6 +242,28 @@ def stem_halves(ctrl, xin, w_lanes, taps, bias, relu, plan, pool_plan, band, sec
     ctrl[s], ctrl[s + 1], ctrl[s + 2] = relu, mid, end
     _post(ctrl, STEM_HALF)
     conv_pool_rows(xin, w_lanes, taps, bias, relu, plan, pool_plan, band, out, 0, mid)
+    return settle(ctrl)
+
+
+@njit(cache=True, nogil=True)
+def max_pool_halves(ctrl, x0, live0, out0, x1, live1, out1, pt, pl):
+    """max_pool_3x3s2 on the first half of a batch of one's channels (x0, live0, out0) here
+    and the second (x1, live1, out1, each C-contiguous) posted to the helper; returns
+    settle's answer."""
+    _put_all(ctrl, (x1, live1.view(np.uint8), out1))
+    ctrl[SCALARS], ctrl[SCALARS + 1] = pt, pl
+    _post(ctrl, MAX_POOL_HALF)
+    max_pool_3x3s2(x0, live0, pt, pl, out0)
+    return settle(ctrl)
+
+
+@njit(cache=True, nogil=True)
+def global_pool_halves(ctrl, x0, live0, out0, x1, live1, out1, use_max):
+    """global_pool likewise (x (N, C, H*W), out (N, C))."""
+    _put_all(ctrl, (x1, live1.view(np.uint8), out1))
+    ctrl[SCALARS] = use_max
+    _post(ctrl, GLOBAL_POOL_HALF)
+    global_pool(x0, live0, use_max, out0)
     return settle(ctrl)
 
 

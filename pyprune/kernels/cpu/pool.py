@@ -296,6 +296,20 @@ def global_pool(x, live, use_max, out):
             out[s, ch] = plane_pool(x[s, ch], use_max, lanes) if live[s, ch] else 0.0
 
 
+def pair_halves(n, c, pair):
+    """Whether a pool of n samples of c channels runs as two halves of its channels on
+    `pair`'s two threads (a PairThread, or None): a batch of one, where the helper serves
+    (SqueezeNet's pool4, pool6 and its global pool: 4-6% of a gated run at 2 threads,
+    twenty-fourth session)."""
+    return pair is not None and n == 1 and c >= 2
+
+
+def channel_halves(arrays):
+    """(first, second): arrays (N = 1, C, ...) cut at channel C // 2, each half C-contiguous."""
+    mid = arrays[0].shape[1] // 2
+    return tuple(a[:, :mid] for a in arrays), tuple(a[:, mid:] for a in arrays)
+
+
 class PoolKernel(CpuKernel):
     """Max and average pooling. `epilogue` (bias, relu), set by the plan on a max pool that
     alone reads a conv's output, finishes that conv's work on the pooled tensor."""
@@ -305,7 +319,7 @@ class PoolKernel(CpuKernel):
     def run(self, xs, ctx):
         x = xs[0]
         out = np.empty((x.data.shape[0], *self.out_shape), np.float32)
-        for f, args in self._calls(x, out):
+        for f, args in self._calls(x, out, ctx.pair):
             f(*args)
         return Act(out, x.live)
 
@@ -315,10 +329,12 @@ class PoolKernel(CpuKernel):
         if not x.data.flags.c_contiguous:
             return None
         out = kept(store, "out", (x.data.shape[0], *self.out_shape))
-        return self._calls(x, out), Act(out, x.live)
+        return self._calls(x, out, pair), Act(out, x.live)
 
-    def _calls(self, x, out):
-        """The compiled calls that pool x into out: the pool, then the epilogue if any."""
+    def _calls(self, x, out, pair=None):
+        """The compiled calls that pool x into out: the pool (a 3 x 3 / 2 max pool of a
+        batch of one on both threads where `pair`, a PairThread, is given), then the
+        epilogue if any."""
         n, c = x.data.shape[:2]
         live = self.live_of(x)
         a = self.attrs
@@ -327,6 +343,9 @@ class PoolKernel(CpuKernel):
             calls = [(avg_pool, (x.data, live, kh, kw, sh, sw, pt, pl, pb, pr, a["count_include_pad"], out))]
         elif (kh, kw, sh, sw) == (2, 2, 2, 2):
             calls = [(max_pool_2x2s2, (x.data, live, pt, pl, out))]
+        elif (kh, kw, sh, sw) == (3, 3, 2, 2) and self.out_shape[2] <= FLAT_POOL_MAX_WIDTH and pair_halves(n, c, pair):
+            first, second = channel_halves((np.ascontiguousarray(x.data), live, out))
+            calls = [(pair.max_pool_halves, (first, second, pt, pl))]
         elif (kh, kw, sh, sw) == (3, 3, 2, 2) and self.out_shape[2] <= FLAT_POOL_MAX_WIDTH:
             calls = [(max_pool_3x3s2, (np.ascontiguousarray(x.data), live, pt, pl, out))]
         else:
@@ -345,7 +364,8 @@ class GlobalPoolKernel(CpuKernel):
         x = xs[0]
         n, c = x.data.shape[:2]
         out = np.empty((n, c), np.float32)
-        global_pool(x.data.reshape(n, c, -1), self.live_of(x), self.use_max, out)
+        for f, args in self._calls(x, out, ctx.pair):
+            f(*args)
         return Act(out.reshape(n, c, 1, 1), x.live)
 
     def bind(self, xs, phase, store, pair=None):
@@ -353,5 +373,13 @@ class GlobalPoolKernel(CpuKernel):
         x = xs[0]
         n, c = x.data.shape[:2]
         out = kept(store, "out", (n, c))
-        args = (x.data.reshape(n, c, -1), self.live_of(x), self.use_max, out)
-        return ((global_pool, args),), Act(out.reshape(n, c, 1, 1), x.live)
+        return self._calls(x, out, pair), Act(out.reshape(n, c, 1, 1), x.live)
+
+    def _calls(self, x, out, pair):
+        """global_pool of x into out (N, C), for a batch of one on both threads where
+        `pair` is given."""
+        n, c = x.data.shape[:2]
+        args = (np.ascontiguousarray(x.data).reshape(n, c, -1), self.live_of(x), out)
+        if pair_halves(n, c, pair):
+            return ((pair.global_pool_halves, (*channel_halves(args), self.use_max)),)
+        return ((global_pool, (args[0], args[1], self.use_max, out)),)
