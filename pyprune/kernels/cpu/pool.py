@@ -343,11 +343,13 @@ class PoolKernel(CpuKernel):
             calls = [(avg_pool, (x.data, live, kh, kw, sh, sw, pt, pl, pb, pr, a["count_include_pad"], out))]
         elif (kh, kw, sh, sw) == (2, 2, 2, 2):
             calls = [(max_pool_2x2s2, (x.data, live, pt, pl, out))]
-        elif (kh, kw, sh, sw) == (3, 3, 2, 2) and self.out_shape[2] <= FLAT_POOL_MAX_WIDTH and pair_halves(n, c, pair):
-            first, second = channel_halves((np.ascontiguousarray(x.data), live, out))
-            calls = [(pair.max_pool_halves, (first, second, pt, pl))]
         elif (kh, kw, sh, sw) == (3, 3, 2, 2) and self.out_shape[2] <= FLAT_POOL_MAX_WIDTH:
-            calls = [(max_pool_3x3s2, (np.ascontiguousarray(x.data), live, pt, pl, out))]
+            data = np.ascontiguousarray(x.data)
+            if pair_halves(n, c, pair):
+                first, second = channel_halves((data, live, out))
+                calls = [(pair.max_pool_halves, (first, second, pt, pl))]
+            else:
+                calls = [(max_pool_3x3s2, (data, live, pt, pl, out))]
         else:
             calls = [(max_pool, (np.ascontiguousarray(x.data), live, kh, kw, sh, sw, pt, pl, out))]
         if self.epilogue is not None:
