@@ -91,7 +91,7 @@ def right_operand(x, plan, k, cols_flat):
 def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf):
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
     then the active indices into index_buf (C_in + C_out + 1: its last element is TILED's
-    count of claimed panels), and the GEMM's operands: im2col's columns, or for TILED
+    count of claimed units of work), and the GEMM's operands: im2col's columns, or for TILED
     guard_planes' copy of x and the packed weights; the gathered live channels of a 1x1
     conv and the gathered weights only where the GEMM is cut in two parts that both read
     them whole (else finish_part gathers them, each part its own share: gather_part).
@@ -121,7 +121,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
             pack_tiles(w2, kk, act_buf[:na], live_idx, w_buf)
-        index_buf[c_in + co] = 0  # the pixel panels claimed (tiled_conv3x3)
+        index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv3x3)
         return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
     if not pointwise:
@@ -181,7 +181,7 @@ def parts_of(mode, na, k, hw, co, plan):
     rows = gemm_rows(mode, na, co, plan[ROW_PAD])
     if mode == EMPTY or rows * k * hw < plan[SPLIT_MACS]:
         return 1, False, 0
-    if mode == TILED:  # both parts claim the same pixels' panels, from opposite ends (tile_gemm.claim_panel)
+    if mode == TILED:  # both parts claim the same conv's units of work, from opposite ends (tile_gemm.claim_unit)
         return 2, True, 0
     if hw >= 512:
         return 2, True, (hw // 2 + 15) // 16 * 16
@@ -195,7 +195,7 @@ def finish_part(x, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, pla
     """Part `part` of a sample x's prepared GEMM and epilogue (parts_of): the gathers of its
     share that prepare_sample left (gather_part), its rows or columns of sgemm, then the
     bias, ReLU and scatter of the same block into dst (C_out, Ho*Wo);
-    for TILED, the pixel panels it claims first on tile_gemm's tiles (part 0 also zeroes
+    for TILED, the units of work it claims first on tile_gemm's tiles (part 0 also zeroes
     the inactive rows).
     Both parts of a sample can run at once, on two threads: they write disjoint blocks of
     dst and y_buf and only read the rest. index_buf holds the live then the active

@@ -1,6 +1,6 @@
 """LLVM IR pieces shared by the CPU kernels written as Numba intrinsics (tile_gemm.py,
 conv_pool.py): vector types, splats, unaligned 16-float loads, stores with an optional
-ReLU, an 8 x 8 transpose, a prefetch and a move within an array. Numba would not keep a
+ReLU, an 8 x 8 transpose and a move within an array. Numba would not keep a
 register tile or a transpose's shuffles from plain Python loops, so these kernels spell
 the vector code out."""
 
@@ -93,27 +93,6 @@ def transpose8(typingctx, src, s0, sld, dst, d0, dld):
         out = builder.gep(dst_p, [d0_])
         for c in range(8):
             builder.store(cols[c], builder.bitcast(builder.gep(out, [builder.mul(dld_, I64(c))]), vptr), align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def prefetch(typingctx, arr, index):
-    """Ask the CPU to bring the cache line of arr[index] (flat) into its caches: for the
-    accesses the hardware prefetchers miss, such as 16 floats to each of 64 planes at
-    once. A hint: it never faults, even out of bounds."""
-    if not isinstance(arr, types.Array):
-        return None
-    sig = types.void(arr, index)
-
-    def codegen(context, builder, signature, args):
-        tys = signature.args
-        base = array_data(context, builder, tys[0], args[0])
-        at = builder.gep(base, [context.cast(builder, args[1], tys[1], types.int64)])
-        i8p = ir.IntType(8).as_pointer()
-        fn = function(builder.module, "llvm.prefetch.p0i8", ir.FunctionType(ir.VoidType(), [i8p, I32, I32, I32]))
-        builder.call(fn, [builder.bitcast(at, i8p), I32(0), I32(3), I32(1)])  # read, keep in all levels, data
         return context.get_dummy_value()
 
     return sig, codegen

@@ -16,8 +16,9 @@ that host, one thread, SqueezeNet's 3 x 3 expands took 0.80-0.97x their im2col +
 time in the network dense and 0.66-0.96x gated (their weights then packed per call), the
 whole nets 0.94x dense and 0.96-0.97x gated (bench/README.md, fifteenth session).
 
-Each output value is the same sum, in the same order, whatever part of the plane it is
-computed in, so a conv gives the same bits alone, in a batch, and in two parts on two threads.
+The work runs one tile of kernels at a time over a block of pixel panels whose input rows
+stay in L2 (tiled_conv3x3 says why). Each output value is the same sum, in the same order,
+whatever unit of work it is computed in, so a conv gives the same bits alone, in a batch, and in two parts on two threads.
 
 `tile_lanes` is the same tile transposed, 16 output channels in the vector lanes x 6
 pixels, for a conv with few input channels that writes channels-last rows: SqueezeNet's
@@ -30,7 +31,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .atomics import load_acquire, swap_if
-from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, prefetch, splat, store_act, typed
+from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, splat, store_act, typed
 
 ROWS = 6        # output channels per tile (pack_tiles unrolls six)
 COLS = 16       # pixels per tile: two vectors of 8 float32
@@ -196,27 +197,26 @@ def tile_lanes(typingctx, out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0
     return sig, codegen
 
 
-# A conv's panel counter (one int64): panels claimed from the front in its low half, from the back in its high half.
+# A conv's work counter (one int64): units claimed from the front in its low half, from the back in its high half.
 BACK = 1 << 32
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def claim_panel(counter, panels, from_back):
-    """The next of `panels` pixel panels that no thread has claimed, taken from the front or
-    the back of the plane, or -1 when none is left; counter[0] is set to 0 before the first
-    claim. Two threads sharing a conv claim from opposite ends, so each writes one run of
-    panels: claiming in turn from one end, as first written, interleaved their panels, and
-    the output lines the two threads' panels share went back and forth between their
-    cores (a panel of 16 floats starts at a line's start only where a plane's size is a
-    multiple of 16)."""
+def claim_unit(counter, units, from_back):
+    """The next of `units` units of a conv's work (tiled_conv3x3) that no thread has claimed,
+    taken from the front or the back, or -1 when none is left; counter[0] is set to 0
+    before the first claim. Two threads sharing a conv claim from opposite ends, so each
+    writes one run of the output: claiming in turn from one end interleaved their pixel
+    panels (when panels were the units), and the output lines two threads' panels share
+    went back and forth between their cores."""
     while True:
         old = load_acquire(counter, 0)
         front, back = old & (BACK - 1), old >> 32
-        if front + back >= panels:
+        if front + back >= units:
             return -1
         if from_back:
             if swap_if(counter, 0, old, old + BACK):
-                return panels - 1 - back
+                return units - 1 - back
         elif swap_if(counter, 0, old, old + 1):
             return front
 
@@ -281,38 +281,74 @@ def guard_planes(x2, live_idx, h, w, out):
             dst[top + uw + k] = src[s0 + k]
 
 
+BLOCK_BYTES = 256 * 1024  # a block of panels reads at most about this much of the guarded planes: half the AMD host's L2
+BLOCK_PANELS = 32  # and holds at most this many panels, so that two threads share even a few tiles' work evenly
+
+
+@njit(cache=True, nogil=True)
+def panel_blocks(nl, w, panels):
+    """Panels per block of tiled_conv3x3's work over nl guarded planes w pixels wide: the
+    block's input rows (its panels' 16 pixels each, and a row above and below) stay in L2
+    while every tile of kernels runs over them."""
+    fit = (BLOCK_BYTES // (4 * max(nl, 1)) - 2 * w) // COLS
+    return max(1, min(fit, BLOCK_PANELS, panels))
+
+
+@njit(cache=True, nogil=True)
+def work_units(nl, w, na, c0, c1):
+    """tiled_conv3x3's units of work for na active kernels over pixels [c0, c1): one tile of
+    kernels over one block of panels each (the count a thread's claims run over)."""
+    panels = (c1 - c0 + COLS - 1) // COLS
+    return (panels + panel_blocks(nl, w, panels) - 1) // panel_blocks(nl, w, panels) * ((na + ROWS - 1) // ROWS)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def edge_masks(w):
+    """The tile's keep masks by the column ox where a panel starts: row ox holds, for lane q,
+    -1 where pixel ox + q's left taps count (keep[q]) and where its right taps do
+    (keep[16 + q]), else 0 (tile_3x3)."""
+    keep = np.empty((w, 2 * COLS), np.int32)
+    for start in range(w):
+        ox = start
+        for q in range(COLS):
+            keep[start, q] = 0 if ox == 0 else -1
+            keep[start, COLS + q] = 0 if ox == w - 1 else -1
+            ox = 0 if ox == w - 1 else ox + 1
+    return keep
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, from_back=False):
     """Output pixels [c0, c1) (c1 - c0 >= 16) of a 3 x 3, stride 1, padding 1 conv over nl
     live channels held by `guarded` (guard_planes), for the active kernels act_idx
     (ascending; w_tiles packed for exactly these kernels and channels by pack_tiles), into
-    dst (C_out, h*w), with the bias and ReLU on the store. The pixels go in panels of 16,
-    each claimed from counter[0] (set to 0 before; claim_panel): two threads given the same
-    arguments but opposite `from_back` share the work, each panel computed once, by
-    whichever claims it. A range that does not split into panels of 16 ends with one that
-    overlaps the panel before (its pixels are computed twice, alike)."""
+    dst (C_out, h*w), with the bias and ReLU on the store. The pixels go in panels of 16 and
+    the panels in blocks (panel_blocks); the work goes in units of one tile of 6 kernels over
+    one block, block by block, each unit claimed from counter[0] (set to 0 before;
+    claim_unit): two threads given the same arguments but opposite `from_back` share the
+    work, each unit computed once, by whichever claims it. A range that does not split into
+    panels of 16 ends with one that overlaps the panel before (its pixels are computed
+    twice, alike).
+    Why a tile over a block of panels, not every tile over one panel: a tile then writes
+    its 6 kernels' rows in order, 6 store streams the hardware prefetchers follow, where
+    a panel's tiles wrote 16 floats to each of up to 256 rows; and the per-panel work
+    (masks, claims) is done once per block. On SqueezeNet's expand3x3 convs, L2 swept
+    before each call: 0.91-0.97x the time dense, 0.80-0.90x gated 25%; the whole nets at
+    1 thread 0.966x dense, 0.988x gated 50%, 0.990x gated 25% (bench/README.md,
+    twenty-fifth session)."""
     na, hw = act_idx.shape[0], dst.shape[1]
     plane, k = (h + 2) * w, nl * 9
     out, w_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size)
     tiles = (na + ROWS - 1) // ROWS
     panels = (c1 - c0 + COLS - 1) // COLS
-    keep = np.empty(2 * COLS, np.int32)
-    p = claim_panel(counter, panels, from_back)
-    while p >= 0:
-        p0 = min(c0 + p * COLS, c1 - COLS)
-        # The output lines of the panel two ahead (two behind, from the back): one store
-        # stream per kernel is more than the hardware prefetchers follow, and each store then
-        # waited for its line (fire2's expand3x3 into its concat buffer, caches flushed:
-        # 0.89x with this, .exp/prefetch_ab.py).
-        ahead = max(p0 - 2 * COLS, 0) if from_back else min(p0 + 3 * COLS - 1, hw - 1)
-        for j in range(na):
-            prefetch(out, act_idx[j] * hw + ahead)
-        ox = p0 % w
-        for q in range(COLS):  # the lanes at a row's first and last column
-            keep[q] = 0 if ox == 0 else -1
-            keep[COLS + q] = 0 if ox == w - 1 else -1
-            ox = 0 if ox == w - 1 else ox + 1
-        for t in range(tiles):  # the 16 pixels' input lines stay in L1 while every tile reads them
+    keep = edge_masks(w)
+    per_block = panel_blocks(nl, w, panels)
+    units = (panels + per_block - 1) // per_block * tiles
+    u = claim_unit(counter, units, from_back)
+    while u >= 0:
+        b, t = u // tiles, u % tiles
+        for p in range(b * per_block, min((b + 1) * per_block, panels)):
+            p0 = min(c0 + p * COLS, c1 - COLS)
             tile_3x3(out, hw, guarded, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
-                     min(ROWS, na - t * ROWS), p0, keep, bias, relu)
-        p = claim_panel(counter, panels, from_back)
+                     min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
+        u = claim_unit(counter, units, from_back)

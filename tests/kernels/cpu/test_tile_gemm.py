@@ -10,8 +10,9 @@ from numba import njit
 
 from pyprune import config
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
-from pyprune.kernels.cpu.tile_gemm import (BACK, COLS, GUARD, ROWS, claim_panel, guard_planes, guarded_size, pack_tiles,
-                                           tile_count, tile_lanes, tiled_conv3x3)
+from pyprune.kernels.cpu.tile_gemm import (BACK, BLOCK_BYTES, BLOCK_PANELS, COLS, GUARD, ROWS, claim_unit, guard_planes,
+                                           guarded_size, pack_tiles, panel_blocks, tile_count, tile_lanes,
+                                           tiled_conv3x3, work_units)
 from pyprune.ops.conv import conv2d_reference
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, assert_matches, live_act, make_kernel
@@ -32,13 +33,12 @@ def tile_cases(draw):
                 active=draw(st.lists(st.booleans(), min_size=m, max_size=m)))
 
 
-@settings(max_examples=120, deadline=None)
-@given(case=tile_cases())
-def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
-    rng = np.random.default_rng(case["seed"])
-    h, w, c, m, c0, c1 = (case[k] for k in ("h", "w", "c", "m", "c0", "c1"))
-    live_idx = np.flatnonzero(case["live"]).astype(np.int64)
-    act_idx = np.flatnonzero(case["active"]).astype(np.int64)
+def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active):
+    """tiled_conv3x3 on random data against the float64 reference over pixels [c0, c1),
+    run as two threads' shares one after the other, writing nothing else."""
+    rng = np.random.default_rng(seed)
+    live_idx = np.flatnonzero(live).astype(np.int64)
+    act_idx = np.flatnonzero(active).astype(np.int64)
     if len(live_idx) == 0 or len(act_idx) == 0:
         live_idx, act_idx = np.arange(c), np.arange(m)
     x = rng.normal(size=(c, h, w)).astype(np.float32)
@@ -52,26 +52,49 @@ def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
     guard_planes(x.reshape(c, -1), live_idx, h, w, guarded)
     dst = np.full((m, h * w), np.nan, np.float32)
     # Two threads' shares, one after the other: the back's claims first, stopped after
-    # `taken` panels (as if the other thread had claimed the rest), then the front's.
-    panels = -(-(c1 - c0) // COLS)
-    taken = case["seed"] % (panels + 1)
-    counter = np.array([panels - taken], np.int64)
-    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1, counter, True)
+    # `taken` units (as if the other thread had claimed the rest), then the front's.
+    units = work_units(len(live_idx), w, len(act_idx), c0, c1)
+    taken = seed % (units + 1)
+    counter = np.array([units - taken], np.int64)
+    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, True)
     counter[0] = taken * BACK
-    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, case["relu"], dst, c0, c1, counter)
+    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter)
 
     x_live = np.zeros_like(x)
     x_live[live_idx] = x[live_idx]
     want = conv2d_reference(x_live[None], weight, bias, (1, 1), (1, 1, 1, 1), (1, 1), 1)[0].reshape(m, -1)
     size = conv2d_reference(np.abs(x_live[None]), np.abs(weight), np.abs(bias), (1, 1), (1, 1, 1, 1), (1, 1),
                             1)[0].reshape(m, -1)
-    if case["relu"]:
+    if relu:
         want = np.maximum(want, 0.0)
     got = dst[act_idx][:, c0:c1]
     assert_matches(got, want[act_idx][:, c0:c1], magnitude=size[act_idx][:, c0:c1])
     untouched = np.ones(dst.shape, bool)
     untouched[np.ix_(act_idx, np.arange(c0, c1))] = False
     assert np.isnan(dst[untouched]).all(), "wrote outside its kernels' rows and its pixels"
+
+
+@settings(max_examples=120, deadline=None)
+@given(case=tile_cases())
+def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
+    _check_tiles(**case)
+
+
+@pytest.mark.parametrize("c0, c1", [(0, 400), (37, 391)])
+def test_tiles_over_many_channels_run_in_blocks_of_panels_and_match_the_reference(c0, c1):
+    """300 live channels of 20 x 20: a block's input rows fit BLOCK_BYTES in 11 panels, so
+    the 25 panels go in 3 blocks (the cases above fit one block of up to BLOCK_PANELS)."""
+    assert panel_blocks(300, 20, 25) == 11
+    rng = np.random.default_rng(c0)
+    _check_tiles(20, 20, 300, 13, c0, c1, True, c0 + 5, list(rng.random(300) < 0.9), list(rng.random(13) < 0.7))
+
+
+def test_panel_blocks_keep_a_block_of_input_rows_within_the_budget():
+    for nl, w, panels in [(16, 55, 190), (64, 13, 11), (64, 224, 3136), (512, 14, 13), (4096, 56, 196), (1, 3, 1)]:
+        per_block = panel_blocks(nl, w, panels)
+        assert 1 <= per_block <= min(BLOCK_PANELS, panels)
+        if per_block > 1:
+            assert 4 * nl * (per_block * COLS + 2 * w) <= BLOCK_BYTES
 
 
 @njit(cache=False)
@@ -109,15 +132,15 @@ def test_lane_tile_matches_its_formula_and_writes_nothing_else(k, xstep, ldp, ou
 
 @settings(max_examples=60, deadline=None)
 @given(panels=st.integers(0, 40), ends=st.lists(st.booleans(), min_size=45, max_size=45))
-def test_panel_claims_from_both_ends_cover_each_panel_once(panels, ends):
+def test_claims_from_both_ends_cover_each_unit_once(panels, ends):
     counter = np.zeros(1, np.int64)
     fronts, backs = [], []
     for from_back in ends:
-        p = claim_panel(counter, panels, from_back)
+        p = claim_unit(counter, panels, from_back)
         if p < 0:
             break
         (backs if from_back else fronts).append(p)
-    assert claim_panel(counter, panels, False) == -1 and claim_panel(counter, panels, True) == -1
+    assert claim_unit(counter, panels, False) == -1 and claim_unit(counter, panels, True) == -1
     assert fronts == list(range(len(fronts)))  # from the front in order, from the back in reverse
     assert backs == list(range(panels - 1, panels - 1 - len(backs), -1))
     assert sorted(fronts + backs) == list(range(panels))
