@@ -14,6 +14,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py row_pad --rounds 16 --block 10
     python bench/ab_flag.py bind_calls --rounds 20 --block 8
     python bench/ab_flag.py gather_in_parts --threads 2 --rounds 20 --block 8
+    python bench/ab_flag.py pointwise_tiles --rounds 20 --block 8
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
@@ -30,7 +31,9 @@ thread, against its four steps, each shared likewise) and `row_pad` (a GEMM over
 kernels padded with zero rows to a multiple of 4, config.GEMM_ROW_PAD, against the
 active kernels alone), `gather_in_parts` (each of a GEMM's two parts gathering the
 live channels or weights it alone reads, conv_gemm.gather_part, against the calling
-thread gathering all of them before the parts). --block runs each session that many images in a row
+thread gathering all of them before the parts), `pointwise_tiles` (1 x 1 convs on the
+register tiles, their input read in place, config.POINTWISE_TILE_MAX_K, against sgemm).
+--block runs each session that many images in a row
 before switching: a switch about what stays in cache between calls needs the other
 session out of the way. Prints the median ms per image with the switch off and on, and
 on / off.
@@ -50,7 +53,7 @@ from pyprune import models  # noqa: E402
 from pyprune.kernels.cpu.fire import FireKernel  # noqa: E402
 
 SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles",
-            "fuse_fire_modules", "paired_call", "row_pad", "bind_calls", "gather_in_parts")
+            "fuse_fire_modules", "paired_call", "row_pad", "bind_calls", "gather_in_parts", "pointwise_tiles")
 SESSION_SWITCHES = ("fuse_fire_modules", "bind_calls")  # attributes of the Session, not of its kernels
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 

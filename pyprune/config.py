@@ -64,6 +64,15 @@ GEMM_ROW_PAD = {"openblas": 2, "mkl": 1}
 # gated 50% 0.966x, gated 25% 0.957x; MNIST 0.82x (`python bench/ab_flag.py tiles`).
 TILE_CONVS = True
 
+# 1 x 1 convs (stride 1, no padding) run a sample on the same tiles, its live input planes
+# read where they lie (no gather, no sgemm packing), where it has at most this many live
+# channels; over more, sgemm's packed panels pay. On the AMD host, one thread (`python
+# bench/ab_flag.py pointwise_tiles --rounds 20 --block 8`): 0.98x dense, 0.94x gated 50%,
+# 0.95x gated 25%, MNIST 0.97x. With no limit, conv10 (128-512 live channels, 1000
+# kernels) on tiles made gated 25% 1.03-1.05x; 64 measured 1.005-1.011x dense and about
+# what 32 does gated (bench/README.md, twenty-fifth session).
+POINTWISE_TILE_MAX_K = 32
+
 # The largest batch a session runs as a bound program (bound_program.py), which keeps every
 # step's output for the next call: its Python per run matters least, and its buffers grow,
 # with the batch.

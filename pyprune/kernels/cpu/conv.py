@@ -104,6 +104,17 @@ class ConvKernel(CpuKernel):
         self.conv_plan[TILES] = bool(on) and self.tiles_fit
 
     @property
+    def pointwise_tiles(self):
+        """Whether a 1 x 1 conv runs on tiles (bench/ab_flag.py turns it off alone, leaving
+        the 3 x 3 convs on theirs)."""
+        return self.tiles and self.weight.shape[2:] == (1, 1)
+
+    @pointwise_tiles.setter
+    def pointwise_tiles(self, on):
+        if self.weight.shape[2:] == (1, 1):
+            self.tiles = on
+
+    @property
     def row_pad(self):
         """Zero rows a GEMM over some kernels may add to reach a multiple of 4
         (conv_gemm.gemm_rows; config.GEMM_ROW_PAD for the BLAS in use when the kernel was
@@ -128,7 +139,7 @@ class ConvKernel(CpuKernel):
             shifted=a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2],
             pointwise=(kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0),
             gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS, tiles=self.tiles_fit,
-            row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0))
+            row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0), tile_max_k=config.POINTWISE_TILE_MAX_K)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
@@ -290,7 +301,7 @@ class ConvKernel(CpuKernel):
         once, when the first input with a live mask brings the transposed weights
         (prepare_sample reads them only where an input channel is dead; until then w2
         stands in for the argument)."""
-        if x.live is not None and self.w2_t is None and not self.tiles:  # tiles never read it
+        if x.live is not None and self.w2_t is None and not (self.tiles and self.weight.shape[2:] == (3, 3)):
             self.w2_t = np.ascontiguousarray(self.w2.T)
             self._gemm_args = None
         if self._gemm_args is None:

@@ -17,7 +17,7 @@ from numba import njit
 from .blas import sgemm
 from .conv_steps import (add_bias_block, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
                          indices_of, scatter_block, zero_inactive_block)
-from .tile_gemm import COLS, guard_planes, guarded_size, pack_tiles, tiled_conv3x3
+from .tile_gemm import COLS, guard_planes, guarded_size, pack_tiles, tiled_conv
 
 
 # What prepare_sample left for the GEMM of a sample:
@@ -25,8 +25,9 @@ EMPTY = 0       # nothing active, or only zeros in: the output is 0, or the bias
 FULL = 1        # every kernel over every channel: w2 @ cols
 TRANSPOSED = 2  # every kernel, some channels: w_buf as (k, C_out), read transposed
 PARTIAL = 3     # some kernels: w_buf as (na, k), into y, then scattered to their rows
-TILED = 4       # on tile_gemm's tiles: cols is guard_planes' copy of x's live channels, w_buf the packed
-                # weights of the active kernels over them (the kernel's w_tiles where all are)
+TILED = 4       # on tile_gemm's tiles: for a 3 x 3 conv cols is guard_planes' copy of x's live channels (a
+                # 1 x 1 reads x itself), w_buf the packed weights of the active kernels over the live
+                # channels (the kernel's w_tiles where all are)
 
 # The conv plan: kernel size, stride, padding (top, left), dilation, output size, then the settings:
 KH, KW, SH, SW, PT, PL, DH, DW, HO, WO = range(10)
@@ -39,22 +40,26 @@ SPLIT_MACS = 15     # a sample's GEMM of at least this many MACs runs in two par
 TILES = 16          # 1: the conv runs on tile_gemm's tiles (where tiles_fit held when the kernel was made)
 ROW_PAD = 17        # zero rows PARTIAL's GEMM may add to reach a multiple of 4 rows (gemm_rows)
 GATHER_IN_PARTS = 18  # 1: each part of a GEMM gathers its share (gather_part); 0: prepare_sample all of it
+TILE_MAX_K = 19     # a 1 x 1 conv with TILES runs a sample on tiles where it has at most this many live
+                    # channels (config.POINTWISE_TILE_MAX_K), else on sgemm
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0, gather_in_parts=True):
+              row_pad=0, gather_in_parts=True, tile_max_k=0):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad, gather_in_parts], np.int64)
+                     tiles, row_pad, gather_in_parts, tile_max_k], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
-    """Whether a conv runs on tile_gemm's tiles: 3 x 3, stride 1, padding 1, one group, at
-    least a tile's pixels."""
-    return (kernel_size == (3, 3) and stride == (1, 1) and padding == (1, 1, 1, 1) and dilation == (1, 1)
-            and groups == 1 and out_size[0] * out_size[1] >= COLS)
+    """Whether a conv can run on tile_gemm's tiles: 3 x 3 with stride 1 and padding 1, or
+    1 x 1 with stride 1 and no padding; one group, at least a tile's pixels."""
+    shape = ((kernel_size == (3, 3) and padding == (1, 1, 1, 1))
+             or (kernel_size == (1, 1) and padding == (0, 0, 0, 0)))
+    return (shape and stride == (1, 1) and dilation == (1, 1) and groups == 1
+            and out_size[0] * out_size[1] >= COLS)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -92,11 +97,12 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     """For one sample x (C_in, H, W) with masks live (C_in,) and active (C_out,): the live
     then the active indices into index_buf (C_in + C_out + 1: its last element is TILED's
     count of claimed units of work), and the GEMM's operands: im2col's columns, or for TILED
-    guard_planes' copy of x and the packed weights; the gathered live channels of a 1x1
-    conv and the gathered weights only where the GEMM is cut in two parts that both read
-    them whole (else finish_part gathers them, each part its own share: gather_part).
+    guard_planes' copy of x (a 3 x 3 conv) and the packed weights; the gathered live
+    channels of a 1x1 conv and the gathered weights only where the GEMM is cut in two parts
+    that both read them whole (else finish_part gathers them, each part its own share:
+    gather_part).
     Returns (mode, na, k, cols): na active kernels, k rows of cols (for TILED, cols is one
-    row: guard_planes' copy)."""
+    row: guard_planes' copy, or x for a 1 x 1 conv)."""
     kh, kw, sh, sw, pt, pl, dh, dw, ho, wo = plan[KH], plan[KW], plan[SH], plan[SW], plan[PT], plan[PL], \
         plan[DH], plan[DW], plan[HO], plan[WO]
     shifted, pointwise, gather_ratio = plan[SHIFTED] != 0, plan[POINTWISE] != 0, plan[GATHER_RATIO]
@@ -108,6 +114,13 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     if na == 0 or nl == 0:
         return EMPTY, na, 0, cols_flat[:0].reshape(0, hw)
     full_in, full_out = nl == c_in, na == co
+    if plan[TILES] != 0 and kk == 1 and nl <= plan[TILE_MAX_K]:
+        # A 1 x 1 conv over few live channels, on tiles, reads its live planes where they
+        # lie: no gather, and no packing of them as sgemm does (config.POINTWISE_TILE_MAX_K).
+        if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
+            pack_tiles(w2, 1, act_buf[:na], live_buf[:nl], w_buf)
+        index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)
+        return TILED, na, nl, x.reshape(1, x.size)
     if pointwise and not full_in and na * (c_in - nl) <= gather_ratio * nl:
         # Few kernels over many channels: multiplying the dead (all-zero) channels
         # costs less than copying the live ones out (config.POINTWISE_GATHER_RATIO).
@@ -116,7 +129,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         nl, full_in = c_in, True
     live_idx = live_buf[:nl]
     k = nl * kk
-    if plan[TILES] != 0:
+    if plan[TILES] != 0 and kk == 9:
         guarded = cols_flat[:guarded_size(nl, ho, wo)]
         guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
@@ -214,8 +227,9 @@ def finish_part(x, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, pla
     act_idx = index_buf[c_in:c_in + na]
     if mode == TILED:  # where a pool takes the epilogue, bias is 0 and relu off
         packed = w_tiles if na == co and k == w2.shape[1] else w_buf
-        tiled_conv3x3(cols.reshape(cols.size), k // 9, plan[HO], plan[WO], packed, act_idx, bias, relu, dst, 0, hw,
-                      index_buf[c_in + co:], part == 1)
+        kk = plan[KH] * plan[KW]
+        tiled_conv(cols.reshape(cols.size) if kk == 9 else x.reshape(x.size), kk, index_buf[:k // kk], k // kk,
+                   plan[HO], plan[WO], packed, act_idx, bias, relu, dst, 0, hw, index_buf[c_in + co:], part == 1)
         if na < co and part == 0:
             zero_inactive_block(act_idx, written, dst, 0, hw)
         return

@@ -1,7 +1,9 @@
 """3 x 3 convolutions of stride 1 and padding 1 (SqueezeNet's expand3x3, VGG-style layers)
-without im2col: a register tile of 6 output channels x 16 pixels in 12 AVX vectors, written
-as LLVM IR (Numba would not keep such a tile in registers), reads the input in place over
-weights packed once at load, and applies the bias and ReLU as it stores.
+without im2col, and 1 x 1 convolutions without a gather or a GEMM's packing: a register tile
+of 6 output channels x 16 pixels in 12 AVX vectors, written as LLVM IR (Numba would not
+keep such a tile in registers), reads the input in place over weights packed once at load
+(or per call, for the active kernels over the live channels), and applies the bias and
+ReLU as it stores.
 
 How the input is read in place: the live channels are first copied into `guarded` planes,
 each with a row of zeros above and below. Output pixel p = oy*W + ox then reads tap (i, j)
@@ -17,7 +19,7 @@ time in the network dense and 0.66-0.96x gated (their weights then packed per ca
 whole nets 0.94x dense and 0.96-0.97x gated (bench/README.md, fifteenth session).
 
 The work runs one tile of kernels at a time over a block of pixel panels whose input rows
-stay in L2 (tiled_conv3x3 says why). Each output value is the same sum, in the same order,
+stay in L2 (tiled_conv says why). Each output value is the same sum, in the same order,
 whatever unit of work it is computed in, so a conv gives the same bits alone, in a batch, and in two parts on two threads.
 
 `tile_lanes` is the same tile transposed, 16 output channels in the vector lanes x 6
@@ -107,7 +109,7 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
     where x_l = guarded[GUARD + l*plane:] (guard_planes) and a tap that falls off its output
     row's left or right end counts 0: keep (int32) holds -1 for lane q at keep[q] where its
     left taps (b = 0) count and at keep[16 + q] where its right taps (b = 2) do, else 0
-    (tiled_conv3x3 fills it); summed in (l, a, b) order with fused multiply-adds (where
+    (tiled_conv fills it from edge_masks); summed in (l, a, b) order with fused multiply-adds (where
     the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
     index is in bounds."""
     if not typed((out, guarded, w_tiles, bias), ((rows, types.int64), (keep, types.int32))):
@@ -143,6 +145,41 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
                           for v in range(2)]
                 sums = _fma_row(builder, fma, builder.gep(w_channel, [I64(tap * ROWS)]), xv, sums)
             return sums
+
+        totals = _accumulate(builder, nl_, channel)
+        _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def tile_1x1(typingctx, out, ldo, x, plane, live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu):
+    """tile_3x3's tile for a 1 x 1 conv, reading x's planes where they lie: for j < 6 and
+    q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
+        out[o*ldo + p] = act(bias[o] + sum over l < nl of w_tiles[w0 + l*6 + j] * x[live[l]*plane + p])
+    summed in l order with fused multiply-adds (where the CPU has them). Flat arrays; the
+    caller guarantees every index is in bounds."""
+    if not typed((out, x, w_tiles, bias), ((live, types.int64), (rows, types.int64))):
+        return None
+    sig = types.void(out, ldo, x, plane, live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        out_p, x_p, live_p, w_p, rows_p, bias_p = (array_data(context, builder, tys[i], args[i])
+                                                   for i in (0, 2, 4, 6, 8, 12))
+        ldo_, plane_, nl_, w0_, r0_, nrows_, p0_ = (context.cast(builder, args[i], tys[i], types.int64)
+                                                    for i in (1, 3, 5, 7, 9, 10, 11))
+        relu_ = context.cast(builder, args[13], tys[13], types.boolean)
+        fma = fmuladd(builder)
+        out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
+        x_first = builder.gep(x_p, [p0_])
+        w_first = builder.gep(w_p, [w0_])
+
+        def channel(builder, l, sums):
+            at = builder.mul(builder.load(builder.gep(live_p, [l])), plane_)
+            xv = load16(builder, builder.gep(x_first, [at]))
+            return _fma_row(builder, fma, builder.gep(w_first, [builder.mul(l, I64(ROWS))]), xv, sums)
 
         totals = _accumulate(builder, nl_, channel)
         _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_)
@@ -203,7 +240,7 @@ BACK = 1 << 32
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def claim_unit(counter, units, from_back):
-    """The next of `units` units of a conv's work (tiled_conv3x3) that no thread has claimed,
+    """The next of `units` units of a conv's work (tiled_conv) that no thread has claimed,
     taken from the front or the back, or -1 when none is left; counter[0] is set to 0
     before the first claim. Two threads sharing a conv claim from opposite ends, so each
     writes one run of the output: claiming in turn from one end interleaved their pixel
@@ -287,17 +324,18 @@ BLOCK_PANELS = 32  # and holds at most this many panels, so that two threads sha
 
 @njit(cache=True, nogil=True)
 def panel_blocks(nl, w, panels):
-    """Panels per block of tiled_conv3x3's work over nl guarded planes w pixels wide: the
-    block's input rows (its panels' 16 pixels each, and a row above and below) stay in L2
-    while every tile of kernels runs over them."""
+    """Panels per block of tiled_conv's work over nl input planes w pixels wide: the block's
+    input rows (its panels' 16 pixels each, and for a 3 x 3 conv a row above and below;
+    w = 0 for a 1 x 1) stay in L2 while every tile of kernels runs over them."""
     fit = (BLOCK_BYTES // (4 * max(nl, 1)) - 2 * w) // COLS
     return max(1, min(fit, BLOCK_PANELS, panels))
 
 
 @njit(cache=True, nogil=True)
 def work_units(nl, w, na, c0, c1):
-    """tiled_conv3x3's units of work for na active kernels over pixels [c0, c1): one tile of
-    kernels over one block of panels each (the count a thread's claims run over)."""
+    """tiled_conv's units of work for na active kernels over pixels [c0, c1) of planes w
+    pixels wide (0 for a 1 x 1 conv): one tile of kernels over one block of panels each
+    (the count a thread's claims run over)."""
     panels = (c1 - c0 + COLS - 1) // COLS
     return (panels + panel_blocks(nl, w, panels) - 1) // panel_blocks(nl, w, panels) * ((na + ROWS - 1) // ROWS)
 
@@ -318,17 +356,19 @@ def edge_masks(w):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, from_back=False):
-    """Output pixels [c0, c1) (c1 - c0 >= 16) of a 3 x 3, stride 1, padding 1 conv over nl
-    live channels held by `guarded` (guard_planes), for the active kernels act_idx
-    (ascending; w_tiles packed for exactly these kernels and channels by pack_tiles), into
-    dst (C_out, h*w), with the bias and ReLU on the store. The pixels go in panels of 16 and
-    the panels in blocks (panel_blocks); the work goes in units of one tile of 6 kernels over
-    one block, block by block, each unit claimed from counter[0] (set to 0 before;
-    claim_unit): two threads given the same arguments but opposite `from_back` share the
-    work, each unit computed once, by whichever claims it. A range that does not split into
-    panels of 16 ends with one that overlaps the panel before (its pixels are computed
-    twice, alike).
+def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, from_back=False):
+    """Output pixels [c0, c1) (c1 - c0 >= 16) of a conv on tiles over nl live channels, for
+    the active kernels act_idx (ascending; w_tiles packed for exactly these kernels and
+    channels by pack_tiles), into dst (C_out, h*w), with the bias and ReLU on the store:
+    kk = 9, a 3 x 3, stride 1, padding 1 conv over `guarded` (guard_planes' copy of the live
+    channels; live_idx unread); kk = 1, a 1 x 1 conv over x (C_in, h*w) itself, its live
+    channels live_idx read where they lie.
+    The pixels go in panels of 16 and the panels in blocks (panel_blocks); the work goes in
+    units of one tile of 6 kernels over one block, block by block, each unit claimed from
+    counter[0] (set to 0 before; claim_unit): two threads given the same arguments but
+    opposite `from_back` share the work, each unit computed once, by whichever claims it.
+    A range that does not split into panels of 16 ends with one that overlaps the panel
+    before (its pixels are computed twice, alike).
     Why a tile over a block of panels, not every tile over one panel: a tile then writes
     its 6 kernels' rows in order, 6 store streams the hardware prefetchers follow, where
     a panel's tiles wrote 16 floats to each of up to 256 rows; and the per-panel work
@@ -337,18 +377,22 @@ def tiled_conv3x3(guarded, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, 
     1 thread 0.966x dense, 0.988x gated 50%, 0.990x gated 25% (bench/README.md,
     twenty-fifth session)."""
     na, hw = act_idx.shape[0], dst.shape[1]
-    plane, k = (h + 2) * w, nl * 9
-    out, w_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size)
+    plane, k = (h + 2) * w if kk == 9 else hw, nl * kk
+    out, w_flat, x_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size), x.reshape(x.size)
     tiles = (na + ROWS - 1) // ROWS
     panels = (c1 - c0 + COLS - 1) // COLS
-    keep = edge_masks(w)
-    per_block = panel_blocks(nl, w, panels)
+    keep = edge_masks(w if kk == 9 else 1)
+    per_block = panel_blocks(nl, w if kk == 9 else 0, panels)
     units = (panels + per_block - 1) // per_block * tiles
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
         for p in range(b * per_block, min((b + 1) * per_block, panels)):
             p0 = min(c0 + p * COLS, c1 - COLS)
-            tile_3x3(out, hw, guarded, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
-                     min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
+            if kk == 9:
+                tile_3x3(out, hw, x_flat, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
+                         min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
+            else:
+                tile_1x1(out, hw, x_flat, plane, live_idx, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
+                         min(ROWS, na - t * ROWS), p0, bias, relu)
         u = claim_unit(counter, units, from_back)

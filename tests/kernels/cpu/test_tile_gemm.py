@@ -12,7 +12,7 @@ from pyprune import config
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
 from pyprune.kernels.cpu.tile_gemm import (BACK, BLOCK_BYTES, BLOCK_PANELS, COLS, GUARD, ROWS, claim_unit, guard_planes,
                                            guarded_size, pack_tiles, panel_blocks, tile_count, tile_lanes,
-                                           tiled_conv3x3, work_units)
+                                           tiled_conv, work_units)
 from pyprune.ops.conv import conv2d_reference
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, assert_matches, live_act, make_kernel
@@ -33,37 +33,44 @@ def tile_cases(draw):
                 active=draw(st.lists(st.booleans(), min_size=m, max_size=m)))
 
 
-def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active):
-    """tiled_conv3x3 on random data against the float64 reference over pixels [c0, c1),
-    run as two threads' shares one after the other, writing nothing else."""
+def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9):
+    """tiled_conv (a 3 x 3 conv for kk = 9, a 1 x 1 for kk = 1) on random data against the
+    float64 reference over pixels [c0, c1), run as two threads' shares one after the other,
+    writing nothing else."""
     rng = np.random.default_rng(seed)
     live_idx = np.flatnonzero(live).astype(np.int64)
     act_idx = np.flatnonzero(active).astype(np.int64)
     if len(live_idx) == 0 or len(act_idx) == 0:
         live_idx, act_idx = np.arange(c), np.arange(m)
+    side = 3 if kk == 9 else 1
     x = rng.normal(size=(c, h, w)).astype(np.float32)
-    weight = rng.normal(size=(m, c, 3, 3)).astype(np.float32)
+    weight = rng.normal(size=(m, c, side, side)).astype(np.float32)
     bias = rng.normal(size=m).astype(np.float32)
     dead = np.setdiff1d(np.arange(c), live_idx)
     x[dead] = rng.normal(size=(len(dead), h, w)) * 1e6  # never read: a dead channel counts 0
-    w_tiles = np.empty(tile_count(len(act_idx)) * ROWS * len(live_idx) * 9, np.float32)
-    pack_tiles(weight.reshape(m, -1), 9, act_idx, live_idx, w_tiles)
-    guarded = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
-    guard_planes(x.reshape(c, -1), live_idx, h, w, guarded)
+    w_tiles = np.empty(tile_count(len(act_idx)) * ROWS * len(live_idx) * kk, np.float32)
+    pack_tiles(weight.reshape(m, -1), kk, act_idx, live_idx, w_tiles)
+    if kk == 9:
+        source = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
+        guard_planes(x.reshape(c, -1), live_idx, h, w, source)
+    else:  # read where it lies, dead planes and all
+        source = x.reshape(-1)
     dst = np.full((m, h * w), np.nan, np.float32)
     # Two threads' shares, one after the other: the back's claims first, stopped after
     # `taken` units (as if the other thread had claimed the rest), then the front's.
-    units = work_units(len(live_idx), w, len(act_idx), c0, c1)
+    units = work_units(len(live_idx), w if kk == 9 else 0, len(act_idx), c0, c1)
     taken = seed % (units + 1)
     counter = np.array([units - taken], np.int64)
-    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, True)
+    args = (source, kk, live_idx, len(live_idx), h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter)
+    tiled_conv(*args, True)
     counter[0] = taken * BACK
-    tiled_conv3x3(guarded, len(live_idx), h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter)
+    tiled_conv(*args)
 
     x_live = np.zeros_like(x)
     x_live[live_idx] = x[live_idx]
-    want = conv2d_reference(x_live[None], weight, bias, (1, 1), (1, 1, 1, 1), (1, 1), 1)[0].reshape(m, -1)
-    size = conv2d_reference(np.abs(x_live[None]), np.abs(weight), np.abs(bias), (1, 1), (1, 1, 1, 1), (1, 1),
+    pad = (1, 1, 1, 1) if kk == 9 else (0, 0, 0, 0)
+    want = conv2d_reference(x_live[None], weight, bias, (1, 1), pad, (1, 1), 1)[0].reshape(m, -1)
+    size = conv2d_reference(np.abs(x_live[None]), np.abs(weight), np.abs(bias), (1, 1), pad, (1, 1),
                             1)[0].reshape(m, -1)
     if relu:
         want = np.maximum(want, 0.0)
@@ -80,6 +87,12 @@ def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
     _check_tiles(**case)
 
 
+@settings(max_examples=120, deadline=None)
+@given(case=tile_cases())
+def test_pointwise_tiles_read_live_planes_in_place_and_match_the_reference(case):
+    _check_tiles(**case, kk=1)
+
+
 @pytest.mark.parametrize("c0, c1", [(0, 400), (37, 391)])
 def test_tiles_over_many_channels_run_in_blocks_of_panels_and_match_the_reference(c0, c1):
     """300 live channels of 20 x 20: a block's input rows fit BLOCK_BYTES in 11 panels, so
@@ -87,6 +100,9 @@ def test_tiles_over_many_channels_run_in_blocks_of_panels_and_match_the_referenc
     assert panel_blocks(300, 20, 25) == 11
     rng = np.random.default_rng(c0)
     _check_tiles(20, 20, 300, 13, c0, c1, True, c0 + 5, list(rng.random(300) < 0.9), list(rng.random(13) < 0.7))
+    assert panel_blocks(1000, 0, 25) == 4  # a 1 x 1 conv's block: no rows above and below
+    _check_tiles(20, 20, 1000, 13, c0, c1, False, c0 + 6, list(rng.random(1000) < 0.8), list(rng.random(13) < 0.7),
+                 kk=1)
 
 
 def test_panel_blocks_keep_a_block_of_input_rows_within_the_budget():
@@ -173,11 +189,15 @@ def test_packed_tiles_hold_six_kernels_per_step_repeating_the_last(co):
             np.testing.assert_array_equal(tiles[t, :, j], gathered[min(t * ROWS + j, na - 1)])
 
 
-def _kernel(c, co, h, w, on=ON_CPU, seed=0):
+POINTWISE = dict(kernel_size=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
+
+
+def _kernel(c, co, h, w, on=ON_CPU, seed=0, side=3):
     rng = np.random.default_rng(seed)
-    weights = {"weight": rng.normal(size=(co, c, 3, 3)).astype(np.float32),
+    weights = {"weight": rng.normal(size=(co, c, side, side)).astype(np.float32),
                "bias": rng.normal(size=co).astype(np.float32)}
-    kernel, _ = on.kernel("Conv2d", dict(out_channels=co, **SAME_3X3), weights, [(c, h, w)])
+    attrs = dict(out_channels=co, **(SAME_3X3 if side == 3 else POINTWISE))
+    kernel, _ = on.kernel("Conv2d", attrs, weights, [(c, h, w)])
     return kernel, weights, rng
 
 
@@ -210,8 +230,51 @@ def test_a_fitting_conv_takes_tiles_for_every_sample_with_work():
     assert modes == [FULL, TRANSPOSED, PARTIAL]
 
 
+def test_a_pointwise_conv_takes_tiles_for_a_sample_with_few_live_channels():
+    """A 1 x 1 conv runs a sample on tiles where at most POINTWISE_TILE_MAX_K of its
+    channels are live, whatever its active kernels; over more, the GEMM modes."""
+    most = config.POINTWISE_TILE_MAX_K
+    kernel, _, rng = _kernel(3 * most, 8, 5, 5, side=1)
+    assert kernel.tiles_fit and kernel.pointwise_tiles
+    x = rng.normal(size=(3 * most, 5, 5)).astype(np.float32)
+    args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
+            kernel.w_buf)
+    every_out, some_out = np.ones(8, bool), np.arange(8) != 3
+    for live_count, modes in ((3 * most, (FULL, PARTIAL)), (most + 1, (TRANSPOSED, PARTIAL)),
+                              (most, (TILED, TILED)), (1, (TILED, TILED))):
+        live = np.arange(3 * most) < live_count
+        assert (prepare_sample(x, live, every_out, *args)[0], prepare_sample(x, live, some_out, *args)[0]) == modes
+    kernel.pointwise_tiles = False
+    assert prepare_sample(x, np.arange(3 * most) < 1, every_out, *args)[0] == TRANSPOSED
+
+
+@pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
+@pytest.mark.parametrize("c", [7, 70])
+def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_batch(on, c):
+    """7 channels: every sample on tiles; 70: on sgemm, except a sample with few enough live
+    channels; the bits of a sample do not depend on the batch around it."""
+    kernel, weights, rng = _kernel(c, 13, 6, 7, on, side=1)
+    n = 4
+    live = rng.random((n, c)) < 0.7
+    live[0] = True
+    live[3] = np.arange(c) % 3 == 0  # 3 and 24 live channels
+    active = rng.random((n, 13)) < 0.6
+    active[:, 2] = True
+    active[1] = True
+    x = live_act(rng.normal(size=(n, c, 6, 7)), live)
+    out = np.full((n, 13, 6, 7), 7.0, np.float32)
+    got = kernel.convolve(x, active, out).copy()
+    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    assert_matches(got, want * active[:, :, None, None])
+    assert not got[~active].any()
+    alone = np.concatenate([kernel.convolve(live_act(x.data[i:i + 1], live[i:i + 1]), active[i:i + 1],
+                                            np.full((1, 13, 6, 7), 7.0, np.float32)) for i in range(n)])
+    np.testing.assert_array_equal(got, alone)
+
+
 @pytest.mark.parametrize("geometry", [dict(stride=(2, 2)), dict(padding=(0, 0, 0, 0)), dict(dilation=(2, 2)),
-                                      dict(kernel_size=(1, 1), padding=(0, 0, 0, 0))])
+                                      dict(kernel_size=(1, 1)), dict(kernel_size=(1, 1), padding=(0, 0, 0, 0),
+                                                                     stride=(2, 2))])
 def test_other_geometries_and_small_planes_never_take_tiles(geometry):
     attrs = dict(SAME_3X3, out_channels=8, **geometry)
     weights = {"weight": np.ones((8, 2, *attrs["kernel_size"]), np.float32), "bias": np.zeros(8, np.float32)}
