@@ -65,13 +65,18 @@ GEMM_ROW_PAD = {"openblas": 2, "mkl": 1}
 TILE_CONVS = True
 
 # 1 x 1 convs (stride 1, no padding) run a sample on the same tiles, its live input planes
-# read where they lie (no gather, no sgemm packing), where it has at most this many live
-# channels; over more, sgemm's packed panels pay. On the AMD host, one thread (`python
-# bench/ab_flag.py pointwise_tiles --rounds 20 --block 8`): 0.98x dense, 0.94x gated 50%,
-# 0.95x gated 25%, MNIST 0.97x. With no limit, conv10 (128-512 live channels, 1000
-# kernels) on tiles made gated 25% 1.03-1.05x; 64 measured 1.005-1.011x dense and about
-# what 32 does gated (bench/README.md, twenty-fifth session).
+# read where they lie (no gather, no sgemm packing), where it has at most
+# POINTWISE_TILE_MAX_K live channels, or a dead channel (which sgemm's operand would have to
+# be gathered for) and at most POINTWISE_TILE_MAX_ROWS active kernels (their weights are
+# packed per call). Elsewhere sgemm's packed panels pay. On the AMD host, one thread
+# (`python bench/ab_flag.py pointwise_tiles --rounds 20 --block 8`), up to 32 live channels
+# alone: 0.98x dense, 0.94x gated 50%, 0.95x gated 25%, MNIST 0.97x; the gated squeezes
+# over more live channels on tiles too, 0.972-0.977x gated 50% and 0.979x gated 25% more.
+# With no limit, conv10 (128-512 live channels, 1000 kernels) on tiles made gated 25%
+# 1.03-1.05x; a limit of 64 live channels measured 1.005-1.011x dense and about what 32
+# does gated (bench/README.md, twenty-fifth session).
 POINTWISE_TILE_MAX_K = 32
+POINTWISE_TILE_MAX_ROWS = 64
 
 # The largest batch a session runs as a bound program (bound_program.py), which keeps every
 # step's output for the next call: its Python per run matters least, and its buffers grow,

@@ -139,7 +139,8 @@ class ConvKernel(CpuKernel):
             shifted=a["stride"] == (1, 1) and a["dilation"] == (1, 1) and out_shape[2] == in_shapes[0][2],
             pointwise=(kh, kw) == (1, 1) and a["stride"] == (1, 1) and a["padding"] == (0, 0, 0, 0),
             gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS, tiles=self.tiles_fit,
-            row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0), tile_max_k=config.POINTWISE_TILE_MAX_K)
+            row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0), tile_max_k=config.POINTWISE_TILE_MAX_K,
+            tile_max_rows=config.POINTWISE_TILE_MAX_ROWS)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)

@@ -41,16 +41,17 @@ TILES = 16          # 1: the conv runs on tile_gemm's tiles (where tiles_fit hel
 ROW_PAD = 17        # zero rows PARTIAL's GEMM may add to reach a multiple of 4 rows (gemm_rows)
 GATHER_IN_PARTS = 18  # 1: each part of a GEMM gathers its share (gather_part); 0: prepare_sample all of it
 TILE_MAX_K = 19     # a 1 x 1 conv with TILES runs a sample on tiles where it has at most this many live
-                    # channels (config.POINTWISE_TILE_MAX_K), else on sgemm
+                    # channels (config.POINTWISE_TILE_MAX_K), or a dead channel and at most
+TILE_MAX_ROWS = 20  # this many active kernels (config.POINTWISE_TILE_MAX_ROWS); else on sgemm
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0, gather_in_parts=True, tile_max_k=0):
+              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad, gather_in_parts, tile_max_k], np.int64)
+                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -114,9 +115,9 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     if na == 0 or nl == 0:
         return EMPTY, na, 0, cols_flat[:0].reshape(0, hw)
     full_in, full_out = nl == c_in, na == co
-    if plan[TILES] != 0 and kk == 1 and nl <= plan[TILE_MAX_K]:
-        # A 1 x 1 conv over few live channels, on tiles, reads its live planes where they
-        # lie: no gather, and no packing of them as sgemm does (config.POINTWISE_TILE_MAX_K).
+    if plan[TILES] != 0 and kk == 1 and (nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])):
+        # A 1 x 1 conv on tiles reads its live planes where they lie: no gather, and no
+        # packing of them as sgemm does (config.POINTWISE_TILE_MAX_K says where it pays).
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
             pack_tiles(w2, 1, act_buf[:na], live_buf[:nl], w_buf)
         index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)

@@ -230,29 +230,31 @@ def test_a_fitting_conv_takes_tiles_for_every_sample_with_work():
     assert modes == [FULL, TRANSPOSED, PARTIAL]
 
 
-def test_a_pointwise_conv_takes_tiles_for_a_sample_with_few_live_channels():
+def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_few_kernels():
     """A 1 x 1 conv runs a sample on tiles where at most POINTWISE_TILE_MAX_K of its
-    channels are live, whatever its active kernels; over more, the GEMM modes."""
-    most = config.POINTWISE_TILE_MAX_K
-    kernel, _, rng = _kernel(3 * most, 8, 5, 5, side=1)
+    channels are live, or where one is dead and at most POINTWISE_TILE_MAX_ROWS kernels
+    are active; else the GEMM modes."""
+    most, rows = config.POINTWISE_TILE_MAX_K, config.POINTWISE_TILE_MAX_ROWS
+    c, co = 3 * most, rows + 1
+    kernel, _, rng = _kernel(c, co, 5, 5, side=1)
     assert kernel.tiles_fit and kernel.pointwise_tiles
-    x = rng.normal(size=(3 * most, 5, 5)).astype(np.float32)
+    x = rng.normal(size=(c, 5, 5)).astype(np.float32)
     args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
             kernel.w_buf)
-    every_out, some_out = np.ones(8, bool), np.arange(8) != 3
-    for live_count, modes in ((3 * most, (FULL, PARTIAL)), (most + 1, (TRANSPOSED, PARTIAL)),
-                              (most, (TILED, TILED)), (1, (TILED, TILED))):
-        live = np.arange(3 * most) < live_count
-        assert (prepare_sample(x, live, every_out, *args)[0], prepare_sample(x, live, some_out, *args)[0]) == modes
+    every_out, most_out = np.ones(co, bool), np.arange(co) != 3  # rows + 1 and rows active
+    for live_count, modes in ((c, (FULL, PARTIAL)), (most + 1, (TRANSPOSED, TILED)), (most, (TILED, TILED)),
+                              (1, (TILED, TILED))):
+        live = np.arange(c) < live_count
+        assert (prepare_sample(x, live, every_out, *args)[0], prepare_sample(x, live, most_out, *args)[0]) == modes
     kernel.pointwise_tiles = False
-    assert prepare_sample(x, np.arange(3 * most) < 1, every_out, *args)[0] == TRANSPOSED
+    assert prepare_sample(x, np.arange(c) < 1, every_out, *args)[0] == TRANSPOSED
 
 
 @pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
 @pytest.mark.parametrize("c", [7, 70])
 def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_batch(on, c):
-    """7 channels: every sample on tiles; 70: on sgemm, except a sample with few enough live
-    channels; the bits of a sample do not depend on the batch around it."""
+    """7 channels: every sample on tiles; 70: the dense sample on sgemm, the others on
+    tiles (13 kernels); the bits of a sample do not depend on the batch around it."""
     kernel, weights, rng = _kernel(c, 13, 6, 7, on, side=1)
     n = 4
     live = rng.random((n, c)) < 0.7
