@@ -23,16 +23,17 @@ one compiled call with sgemm from Numba, against the Python path around np.matmu
 conv), `one_call_gate` (a gated conv's gate, cut and conv as one compiled call, against
 three calls with Python between) and `banded` (a dense conv and the max pool that alone
 reads it in bands of rows that stay in cache, against the conv and then the pool),
-`tiles` (3 x 3 stride-1 convs on kernels/cpu/tile_gemm.py's register tiles, against
-im2col + sgemm), `fuse_fire_modules` (a fire module as one compiled call,
-kernels/cpu/fire.py, against its four steps) and `paired_call` (at 2 threads, a batch of
-one's fire module as one compiled call that shares each conv's parts with the helper
-thread, against its four steps, each shared likewise) and `row_pad` (a GEMM over some
-kernels padded with zero rows to a multiple of 4, config.GEMM_ROW_PAD, against the
-active kernels alone), `gather_in_parts` (each of a GEMM's two parts gathering the
-live channels or weights it alone reads, conv_gemm.gather_part, against the calling
-thread gathering all of them before the parts), `pointwise_tiles` (1 x 1 convs on the
-register tiles, their input read in place, config.POINTWISE_TILE_MAX_K, against sgemm).
+`tiles` (3 x 3 stride-1 convs, and 1 x 1 ones over few channels, on
+kernels/cpu/tile_gemm.py's register tiles, against im2col + sgemm), `fuse_fire_modules`
+(a fire module as one compiled call, kernels/cpu/fire.py, against its four steps) and
+`paired_call` (at 2 threads, a batch of one's fire module as one compiled call that
+shares each conv's parts with the helper thread, against its four steps, each shared
+likewise) and `row_pad` (a GEMM over some kernels padded with zero rows to a multiple of
+4, config.GEMM_ROW_PAD, against the active kernels alone), `gather_in_parts` (each of a
+GEMM's two parts gathering the live channels or weights it alone reads,
+conv_gemm.gather_part, against the calling thread gathering all of them before the
+parts), `pointwise_tiles` (1 x 1 convs on the register tiles, their input read in place,
+config.POINTWISE_TILE_MAX_K, against sgemm).
 --block runs each session that many images in a row
 before switching: a switch about what stays in cache between calls needs the other
 session out of the way. Prints the median ms per image with the switch off and on, and

@@ -135,7 +135,7 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
             pack_tiles(w2, kk, act_buf[:na], live_idx, w_buf)
-        index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv3x3)
+        index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)
         return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
     if not pointwise:

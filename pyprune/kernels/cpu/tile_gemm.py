@@ -20,7 +20,8 @@ whole nets 0.94x dense and 0.96-0.97x gated (bench/README.md, fifteenth session)
 
 The work runs one tile of kernels at a time over a block of pixel panels whose input rows
 stay in L2 (tiled_conv says why). Each output value is the same sum, in the same order,
-whatever unit of work it is computed in, so a conv gives the same bits alone, in a batch, and in two parts on two threads.
+whatever unit of work it is computed in, so a conv gives the same bits alone, in a batch,
+and in two parts on two threads.
 
 `tile_lanes` is the same tile transposed, 16 output channels in the vector lanes x 6
 pixels, for a conv with few input channels that writes channels-last rows: SqueezeNet's
@@ -109,8 +110,8 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
     where x_l = guarded[GUARD + l*plane:] (guard_planes) and a tap that falls off its output
     row's left or right end counts 0: keep (int32) holds -1 for lane q at keep[q] where its
     left taps (b = 0) count and at keep[16 + q] where its right taps (b = 2) do, else 0
-    (tiled_conv fills it from edge_masks); summed in (l, a, b) order with fused multiply-adds (where
-    the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
+    (tiled_conv fills it from edge_masks); summed in (l, a, b) order with fused
+    multiply-adds (where the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
     index is in bounds."""
     if not typed((out, guarded, w_tiles, bias), ((rows, types.int64), (keep, types.int32))):
         return None
@@ -318,7 +319,7 @@ def guard_planes(x2, live_idx, h, w, out):
             dst[top + uw + k] = src[s0 + k]
 
 
-BLOCK_BYTES = 256 * 1024  # a block of panels reads at most about this much of the guarded planes: half the AMD host's L2
+BLOCK_BYTES = 256 * 1024  # a block of panels reads at most about this much of the input planes: half the AMD host's L2
 BLOCK_PANELS = 32  # and holds at most this many panels, so that two threads share even a few tiles' work evenly
 
 
@@ -337,7 +338,8 @@ def work_units(nl, w, na, c0, c1):
     pixels wide (0 for a 1 x 1 conv): one tile of kernels over one block of panels each
     (the count a thread's claims run over)."""
     panels = (c1 - c0 + COLS - 1) // COLS
-    return (panels + panel_blocks(nl, w, panels) - 1) // panel_blocks(nl, w, panels) * ((na + ROWS - 1) // ROWS)
+    per_block = panel_blocks(nl, w, panels)
+    return (panels + per_block - 1) // per_block * ((na + ROWS - 1) // ROWS)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -383,7 +385,7 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0,
     panels = (c1 - c0 + COLS - 1) // COLS
     keep = edge_masks(w if kk == 9 else 1)
     per_block = panel_blocks(nl, w if kk == 9 else 0, panels)
-    units = (panels + per_block - 1) // per_block * tiles
+    units = work_units(nl, w if kk == 9 else 0, na, c0, c1)
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
