@@ -107,11 +107,11 @@ class ConvKernel(CpuKernel):
     def pointwise_tiles(self):
         """Whether a 1 x 1 conv runs on tiles (bench/ab_flag.py turns it off alone, leaving
         the 3 x 3 convs on theirs)."""
-        return self.tiles and self.weight.shape[2:] == (1, 1)
+        return self.tiles and self.pointwise
 
     @pointwise_tiles.setter
     def pointwise_tiles(self, on):
-        if self.weight.shape[2:] == (1, 1):
+        if self.pointwise:
             self.tiles = on
 
     @property
@@ -302,7 +302,8 @@ class ConvKernel(CpuKernel):
         once, when the first input with a live mask brings the transposed weights
         (prepare_sample reads them only where an input channel is dead; until then w2
         stands in for the argument)."""
-        if x.live is not None and self.w2_t is None and not (self.tiles and self.weight.shape[2:] == (3, 3)):
+        # A 3 x 3 conv on tiles never reads it; a 1 x 1 one over many live channels does.
+        if x.live is not None and self.w2_t is None and not (self.tiles and not self.pointwise):
             self.w2_t = np.ascontiguousarray(self.w2.T)
             self._gemm_args = None
         if self._gemm_args is None:

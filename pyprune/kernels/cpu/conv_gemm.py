@@ -115,13 +115,18 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     if na == 0 or nl == 0:
         return EMPTY, na, 0, cols_flat[:0].reshape(0, hw)
     full_in, full_out = nl == c_in, na == co
-    if plan[TILES] != 0 and kk == 1 and (nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])):
-        # A 1 x 1 conv on tiles reads its live planes where they lie: no gather, and no
-        # packing of them as sgemm does (config.POINTWISE_TILE_MAX_K says where it pays).
+    # A 3 x 3 conv with TILES always runs on them; a 1 x 1 only where it pays
+    # (config.POINTWISE_TILE_MAX_K): it reads its live planes where they lie, with no
+    # gather and no packing of them as sgemm does.
+    if plan[TILES] != 0 and (kk == 9 or nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])):
         if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
-            pack_tiles(w2, 1, act_buf[:na], live_buf[:nl], w_buf)
+            pack_tiles(w2, kk, act_buf[:na], live_buf[:nl], w_buf)
         index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)
-        return TILED, na, nl, x.reshape(1, x.size)
+        if kk == 1:
+            return TILED, na, nl, x.reshape(1, x.size)
+        guarded = cols_flat[:guarded_size(nl, ho, wo)]
+        guard_planes(x.reshape(c_in, hw), live_buf[:nl], ho, wo, guarded)
+        return TILED, na, nl * kk, guarded.reshape(1, guarded.size)
     if pointwise and not full_in and na * (c_in - nl) <= gather_ratio * nl:
         # Few kernels over many channels: multiplying the dead (all-zero) channels
         # costs less than copying the live ones out (config.POINTWISE_GATHER_RATIO).
@@ -130,13 +135,6 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         nl, full_in = c_in, True
     live_idx = live_buf[:nl]
     k = nl * kk
-    if plan[TILES] != 0 and kk == 9:
-        guarded = cols_flat[:guarded_size(nl, ho, wo)]
-        guard_planes(x.reshape(c_in, hw), live_idx, ho, wo, guarded)
-        if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
-            pack_tiles(w2, kk, act_buf[:na], live_idx, w_buf)
-        index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)
-        return TILED, na, k, guarded.reshape(1, guarded.size)
     cols = right_operand(x, plan, k, cols_flat)
     if not pointwise:
         if shifted:
