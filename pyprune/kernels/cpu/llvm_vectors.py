@@ -39,16 +39,20 @@ def load16(builder, at):
 
 
 def no_relu(builder, relu_):
-    """A lane mask for store_act: all true where relu_ is false."""
-    return builder.not_(splat(builder, relu_, ir.VectorType(I1, 8)))
+    """store_act's lane mask: all ones (as 8 int32) where relu_ is false, else all zeros."""
+    plain = builder.sext(builder.not_(relu_), I32)
+    return splat(builder, plain, ir.VectorType(I32, 8))
 
 
 def store_act(builder, value, at, plain):
     """Store 8 floats at `at`: value where `plain` (no_relu's mask), else its ReLU (v if
-    v > 0 else 0)."""
-    zero = ir.Constant(VEC, [0.0] * 8)
-    keep = builder.or_(builder.fcmp_ordered(">", value, zero), plain)
-    builder.store(builder.select(keep, value, zero), builder.bitcast(at, VEC.as_pointer()), align=4)
+    v > 0 else +0). The ReLU is an integer mask and-ed onto the value's bits: a select on
+    an i1 mask or-ed with `plain` compiled to 8 instructions a vector (the mask packed to
+    16 bits and back), this to 3; the bits stored are the same."""
+    i32x8 = ir.VectorType(I32, 8)
+    positive = builder.sext(builder.fcmp_ordered(">", value, ir.Constant(VEC, [0.0] * 8)), i32x8)
+    bits = builder.and_(builder.bitcast(value, i32x8), builder.or_(positive, plain))
+    builder.store(bits, builder.bitcast(at, i32x8.as_pointer()), align=4)
 
 
 def fmuladd(builder):
