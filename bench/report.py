@@ -8,6 +8,7 @@ per-run figures: on this shared machine a burst of load during one engine's roun
 a single run's ratio by 30% or more, and the median of three runs rides it out.
 """
 
+import argparse
 import json
 import re
 import sys
@@ -19,8 +20,26 @@ def median_ms(b):
     return 1e3 * b["stats"]["median"]
 
 
+def load_runs(paths):
+    """Each path's pytest-benchmark JSON; a file that is missing or not such a JSON ends
+    the script with a message naming it, not a traceback."""
+    runs = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except OSError as e:
+            sys.exit(f"report.py: cannot read {path}: {e.strerror}")
+        except json.JSONDecodeError as e:
+            sys.exit(f"report.py: {path} is not JSON ({e.msg}, line {e.lineno})")
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            sys.exit(f"report.py: {path} has no 'benchmarks' list: not a pytest-benchmark JSON")
+        runs.append(data)
+    return runs
+
+
 def main(paths):
-    runs = [json.load(open(p)) for p in paths]
+    runs = load_runs(paths)
     per_run = [{b["fullname"].split("::")[-1]: b for b in data["benchmarks"]} for data in runs]
     info = runs[0].get("machine_info", {})
     cpu = info.get("cpu", {})
@@ -146,4 +165,7 @@ def warm_seconds(bench):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["bench/results.json"])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", default=["bench/results.json"],
+                        help="pytest-benchmark JSONs (--benchmark-json), one per run (default: bench/results.json)")
+    main(parser.parse_args().runs)

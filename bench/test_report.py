@@ -75,3 +75,18 @@ def test_the_cores_probe_is_printed_per_run_where_recorded(tmp_path):
         Path(path).write_text(json.dumps(data))
     out = subprocess.run([sys.executable, str(SCRIPT), *paths], capture_output=True, text=True, check=True).stdout
     assert "Two threads at once did 1.80x, 0.93x, ? one thread's work as each run began" in out
+
+
+def test_a_missing_or_foreign_file_ends_with_a_message_naming_it(tmp_path):
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"rows": []}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    for path, words in ((tmp_path / "absent.json", "cannot read"), (foreign, "no 'benchmarks' list"),
+                        (broken, "is not JSON")):
+        done = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True)
+        assert done.returncode != 0
+        assert str(path) in done.stderr and words in done.stderr
+        assert "Traceback" not in done.stderr
+    usage = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True)
+    assert "pytest-benchmark JSONs" in usage.stdout
