@@ -17,15 +17,17 @@ from pyprune.reference import run_reference
 from .helpers import assert_matches
 
 
-def fire_net(gate_squeeze, gate_expands, seed=3):
+def fire_net(gate_squeeze, gate_expands, seed=3, e1_pool="avg"):
     """Two fire modules in a row, then a conv that reads the second's concat (so that
-    neither concat reaches the caller), and its ReLU."""
+    neither concat reaches the caller), and its ReLU; e1_pool: how the first expand's gate
+    pools ("avg" as the others, or "max")."""
     b = models.GraphBuilder("fires", (8, 10, 10), seed=seed)
     gs, ge = ({} if gate_squeeze else None), ({} if gate_expands else None)
+    ge1 = None if ge is None else {"gate_pool": e1_pool}
     x = "input"
     for i in (1, 2):
         s = b.op("Relu", b.conv(x, 6, 1, gate=gs, name=f"f{i}/squeeze"), name=f"f{i}/relu_s")
-        left = b.op("Relu", b.conv(s, 5, 1, gate=ge, name=f"f{i}/e1"), name=f"f{i}/relu_1")
+        left = b.op("Relu", b.conv(s, 5, 1, gate=ge1, name=f"f{i}/e1"), name=f"f{i}/relu_1")
         right = b.op("Relu", b.conv(s, 7, 3, padding=1, gate=ge, name=f"f{i}/e3"), name=f"f{i}/relu_3")
         x = b.op("Concat", left, right, name=f"f{i}/concat")
     return b.build([b.op("Relu", b.conv(x, 4, 1, name="head"), name="out")])
@@ -84,6 +86,25 @@ def test_a_fire_module_in_one_call_gives_its_steps_bits(gate_squeeze, gate_expan
     program = sess._lanes[0].lean[0]
     assert sum(isinstance(step[1], FireKernel) for step in program) == 2
     assert fire_calls[0] == (calls if conv_path == "numba" else 0)  # the Python path runs the steps
+
+
+@pytest.mark.parametrize("e1_pool", ["avg", "max"])
+def test_expand_gates_share_one_pooling_only_where_they_pool_alike(monkeypatch, e1_pool, fire_calls):
+    """fire.expand_gates pools the squeeze's output once for both expands' gates where they
+    pool alike (each gate's own pooling otherwise): the steps' bits either way, at one
+    thread and with the helper at two."""
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)  # this small net's sample worth two threads
+    paired = count_calls(monkeypatch, pair_thread, "fire_call_paired")
+    model = fire_net(True, True, e1_pool=e1_pool)
+    sess = pyprune.Session(model)
+    for threads in (1, 2):
+        pyprune.set_num_threads(threads)
+        for seed, n in ((0, 1), (1, 2), (2, 1)):
+            x = images(n, seed)
+            steps, _ = sess.run_with_stats(x)
+            np.testing.assert_array_equal(sess.run(x), steps)
+    pyprune.set_num_threads(1)
+    assert fire_calls[0] > 0 and paired[0] > 0
 
 
 def test_a_calibration_hook_sees_each_gate_of_a_fused_module(fire_calls):

@@ -40,9 +40,9 @@ def _dense_layer(w_t, b, feat, out):
     (w_t: the layer's weights transposed, (inputs, outputs)). The loop over j vectorises
     without reordering any sum, and an input of exactly 0 (a dead channel's pooled value,
     a hidden unit the ReLU cut) adds nothing and is skipped. The loop over k per output
-    that this replaced vectorised only by reordering its sum (gate_logits allows
-    `reassoc`, for the pooling): SqueezeNet's 24 gates took 207-284 us against 256-340 in
-    all. Not inlined into gate_logits' Numba IR, so that its flags do not apply."""
+    that this replaced vectorised only by reordering its sum (pool_for_gate allows
+    `reassoc`, for the pooling, where this runs without it): SqueezeNet's 24 gates took
+    207-284 us against 256-340 in all."""
     for j in range(out.shape[0]):
         out[j] = b[j]
     for k in range(w_t.shape[0]):
@@ -55,27 +55,35 @@ def _dense_layer(w_t, b, feat, out):
 
 
 @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"})
-def gate_logits(x, live, gate_plan, gate_params):
-    """Gate logits (N, G) in float64, one sample at a time so that a sample's decision
-    does not depend on the rest of its batch. Dead channels pool to exactly 0. x must be
-    C-contiguous: its planes are read as rows of x viewed as (N, C, H*W), which pools up to 3x
-    faster than a ravel() of each plane (~60 ns a plane, which shows on 512 planes of 13 x 13)."""
+def pool_for_gate(x, live, use_max):
+    """Each live plane of x pooled (max, or mean in float64: plane_pool), (N, C); dead
+    channels pool to exactly 0. x must be C-contiguous: its planes are read as rows of x
+    viewed as (N, C, H*W), which pools up to 3x faster than a ravel() of each plane (~60 ns
+    a plane, which shows on 512 planes of 13 x 13)."""
     n, c = x.shape[0], x.shape[1]
-    hw = x.shape[2] * x.shape[3]
-    flat = x.reshape(n, c, hw)
-    use_max, wh, bh, wg, bg = unpack_gate(c, gate_plan, gate_params)
-    hidden, groups = wh.shape[0], wg.shape[0]
-    wh_t, wg_t = wh.T, wg.T  # (inputs, outputs), C-contiguous
-    z = np.empty((n, groups))
-    s = np.empty(c)
-    h = np.empty(max(hidden, 1))
+    flat = x.reshape(n, c, x.shape[2] * x.shape[3])
+    s = np.empty((n, c))
     lanes = np.empty(16, x.dtype)
     for i in range(n):
         for ch in range(c):
-            s[ch] = plane_pool(flat[i, ch], use_max, lanes) if live[i, ch] else 0.0
-        feat = s
+            s[i, ch] = plane_pool(flat[i, ch], use_max, lanes) if live[i, ch] else 0.0
+    return s
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def logits_of_pooled(pooled, gate_plan, gate_params):
+    """Gate logits (N, G) in float64 from pool_for_gate's (N, C), one sample at a time so
+    that a sample's decision does not depend on the rest of its batch."""
+    n, c = pooled.shape
+    _, wh, bh, wg, bg = unpack_gate(c, gate_plan, gate_params)
+    hidden, groups = wh.shape[0], wg.shape[0]
+    wh_t, wg_t = wh.T, wg.T  # (inputs, outputs), C-contiguous
+    z = np.empty((n, groups))
+    h = np.empty(max(hidden, 1))
+    for i in range(n):
+        feat = pooled[i]
         if hidden > 0:
-            _dense_layer(wh_t, bh, s, h)
+            _dense_layer(wh_t, bh, pooled[i], h)
             for j in range(hidden):
                 h[j] = max(h[j], 0.0)
             feat = h
@@ -84,13 +92,26 @@ def gate_logits(x, live, gate_plan, gate_params):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def decide_active(x, live, gate_plan, gate_params, cut, active):
-    """The gate's logits, and the (N, C_out) mask they give, written into `active`."""
-    z = gate_logits(x, live, gate_plan, gate_params)
+def gate_logits(x, live, gate_plan, gate_params):
+    """Gate logits (N, G) in float64 (pool_for_gate, then logits_of_pooled)."""
+    return logits_of_pooled(pool_for_gate(x, live, gate_plan[0] != 0), gate_plan, gate_params)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def decide_pooled(pooled, gate_plan, gate_params, cut, active):
+    """The (N, C_out) mask that the gate's logits on pool_for_gate's (N, C) give, written
+    into `active`."""
+    z = logits_of_pooled(pooled, gate_plan, gate_params)
     group_size = active.shape[1] // z.shape[1]
     for s in range(active.shape[0]):
         for c in range(active.shape[1]):
             active[s, c] = z[s, c // group_size] > cut
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def decide_active(x, live, gate_plan, gate_params, cut, active):
+    """The gate's logits, and the (N, C_out) mask they give, written into `active`."""
+    decide_pooled(pool_for_gate(x, live, gate_plan[0] != 0), gate_plan, gate_params, cut, active)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
