@@ -90,9 +90,9 @@ def test_a_fire_module_in_one_call_gives_its_steps_bits(gate_squeeze, gate_expan
 
 @pytest.mark.parametrize("e1_pool", ["avg", "max"])
 def test_expand_gates_share_one_pooling_only_where_they_pool_alike(monkeypatch, e1_pool, fire_calls):
-    """fire.expand_gates pools the squeeze's output once for both expands' gates where they
-    pool alike (each gate's own pooling otherwise): the steps' bits either way, at one
-    thread and with the helper at two."""
+    """At one thread fire.expand_gates pools the squeeze's output once for both expands'
+    gates where they pool alike (each gate's own pooling otherwise); with the helper at two
+    each gate pools on its own thread: the steps' bits every way."""
     monkeypatch.setattr(config, "SPLIT_MIN_MACS", 1)  # this small net's sample worth two threads
     paired = count_calls(monkeypatch, pair_thread, "fire_call_paired")
     model = fire_net(True, True, e1_pool=e1_pool)

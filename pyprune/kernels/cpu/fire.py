@@ -8,9 +8,9 @@ the cache. In SqueezeNet gated at 25% on the AMD host, 17-19% of a run was outsi
 compiled calls (bench/README.md, seventeenth and eighteenth sessions); one call for four
 steps leaves one Python call and one dispatch where there were four. The convs run the
 same compiled code as their own steps would (gemm_conv, and the gates' pooling and
-logits), so the results are those steps' bits; the two expands' gates, which read the
-same squeeze output, pool it once where they pool alike (expand_gates: 0.983x a gated 25%
-run and 0.969x a gated 50% one at 1 thread, twenty-sixth session).
+logits), so the results are those steps' bits; at one thread the two expands' gates,
+which read the same squeeze output, pool it once where they pool alike (expand_gates:
+0.983x a gated 25% run and 0.969x a gated 50% one, twenty-sixth session).
 
 With a helper thread (a batch of one at two threads, pair_thread.py), fire_call_paired
 runs each conv as the step would with the PairThread (prepare_first, then its GEMM's two
@@ -112,12 +112,12 @@ def fire_call_paired(ctrl, x, live,
                      b_y, b_written,
                      concat, concat_live):
     """fire_call for a batch of one on both threads: the squeeze's GEMM parts shared with
-    the helper thread serving `ctrl` (_conv_paired); then, where the expands' gates share
-    their pooling (expand_gates), both masks here; then the first expand whole (its gate,
-    unless decided, and gemm_conv, which runs its parts one after the other) posted to the
-    helper as one job (handover.post_conv_whole) while this thread runs the second (its
-    gate, unless decided, and its share of its parts), the helper joining those parts once
-    done with the first. Each conv runs
+    the helper thread serving `ctrl` (_conv_paired); then the first expand whole (its gate
+    and gemm_conv, which runs its parts one after the other) posted to the helper as one
+    job (handover.post_conv_whole) while this thread runs the second's gate and its share
+    of its parts, the helper joining those parts once done with the first. The two gates
+    pool the squeeze's output at once on the two threads, so expand_gates' one pooling
+    would only hold the helper back. Each conv runs
     the parts, and gives the bits, of the module's four steps with a PairThread. Returns
     whether the helper failed in any part.
     Why: the first expand (1 x 1, a ninth of the 3 x 3's MACs) cut in two gained nothing,
@@ -126,8 +126,6 @@ def fire_call_paired(ctrl, x, live,
     twenty-fourth session)."""
     failed = _conv_paired(ctrl, x, live, s_gate, s_params, s_cut, s_active, s_w2, s_w2_t, s_tiles, s_bias, s_plan,
                           s_index, s_cols, s_w, s_y, s_out, s_out, s_written)
-    a_gate, b_gate = expand_gates(s_out, s_active, a_gate, a_params, a_cut, a_active, b_gate, b_params, b_cut,
-                                  b_active)
     ca = a_active.shape[1]
     whole = whole_record(ctrl)
     post_conv_whole(whole, s_out, s_active, a_gate, a_params, a_cut, a_active, a_w2, a_w2_t, a_tiles, a_bias, a_plan,
