@@ -56,9 +56,9 @@ LOAD_WAIT_S = 300.0
 
 
 @atexit.register
-def _wait_for_loading_helpers():
-    """Let a helper that is still compiling its loop (an empty Numba cache) finish before
-    the interpreter shuts down. Else a short process compiled it in vain on every start,
+def wait_for_loading_helpers():
+    """Let a helper that is still compiling its loop (an empty Numba cache) finish: at the
+    interpreter's shut-down, and between tests (tests/conftest.py). Else a short process compiled it in vain on every start,
     never reaching the cache, and ran its first 2-thread runs beside that compile (23 s
     here); and LLVM once aborted in an assertion as the process exited under it
     (twenty-third session)."""

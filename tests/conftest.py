@@ -20,3 +20,15 @@ def conv_path(request, monkeypatch):
         pytest.skip("NumPy's BLAS cannot be called from Numba here (kernels/cpu/blas.py)")
     monkeypatch.setattr(ConvKernel, "blas_in_numba", request.param == "numba")
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def no_helper_compiling_into_the_next_test():
+    """After a test, wait for any 2-thread session's helper that is still loading its loop
+    (pair_thread: compiled in the background after the first run, about 23 s on an empty
+    Numba cache). Numba's compiler enters warnings.catch_warnings, which swaps the warnings
+    module's global state and is not thread-safe: tests/test_cli.py's warning test lost its
+    records when such a compile overlapped it on a clean clone under load."""
+    yield
+    from pyprune import pair_thread
+    pair_thread.wait_for_loading_helpers()
