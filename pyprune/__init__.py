@@ -8,6 +8,7 @@
 Importing pyprune compiles nothing: kernels compile (or load from Numba's cache) on first use.
 """
 
+from . import scipy_blas
 from .converters import convert
 from .errors import DeviceError, InputError, ModelError, PyPruneError
 from .graph import Model, Node, analyze
@@ -16,6 +17,8 @@ from .runtime import Session
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
+
+scipy_blas.preload()  # before Numba's first kernel load would import all of scipy.linalg (scipy_blas.py)
 
 
 def load(path, device="cpu"):
