@@ -72,9 +72,9 @@ def test_overhead_per_layer(benchmark, kind):
 STARTUP = ("import time; t = time.perf_counter(); import sys; {hide}import numpy as np, pyprune; "
            "s = pyprune.load({path!r}); s.run(np.zeros((1, 1, 28, 28), np.float32)); "
            "print(time.perf_counter() - t, time.time())")
-# Where SciPy is installed, Numba imports scipy.linalg as its first kernel loads (0.3-0.45 s
-# here); it comes with the train extra, not with pyprune. Hiding it gives the start of a
-# core install (`pip install pyprune`), which has no SciPy.
+# Where SciPy is installed (it comes with the train extra, not with pyprune), Numba imports
+# scipy.linalg.cython_blas as its first kernel loads; pyprune/scipy_blas.py loads that module
+# alone. Hiding SciPy gives the start of a core install (`pip install pyprune`), which has none.
 HIDE_SCIPY = "sys.modules['scipy'] = None; "
 
 
