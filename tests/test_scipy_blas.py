@@ -60,8 +60,8 @@ assert not any(type(f).__name__ == "_LinkOnImport" for f in sys.meta_path)
 """)
 
 
-def test_a_core_install_without_scipy_imports_and_runs():
-    run_python(f"""
+def test_a_core_install_without_scipy_imports_and_compiles():
+    run_python("""
 import sys
 sys.modules["scipy"] = None  # as a core install, which has no SciPy
 import pyprune
