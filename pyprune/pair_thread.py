@@ -58,10 +58,10 @@ LOAD_WAIT_S = 300.0
 @atexit.register
 def wait_for_loading_helpers():
     """Let a helper that is still compiling its loop (an empty Numba cache) finish: at the
-    interpreter's shut-down, and between tests (tests/conftest.py). Else a short process compiled it in vain on every start,
-    never reaching the cache, and ran its first 2-thread runs beside that compile (23 s
-    here); and LLVM once aborted in an assertion as the process exited under it
-    (twenty-third session)."""
+    interpreter's shut-down, and between tests (tests/conftest.py). Else a short process
+    compiled it in vain on every start, never reaching the cache, and ran its first
+    2-thread runs beside that compile (23 s here); and LLVM once aborted in an assertion as
+    the process exited under it (twenty-third session)."""
     for pid, loaded in _loading:
         if pid == os.getpid():  # a forked child has no helper of its parent's
             loaded.wait(LOAD_WAIT_S)

@@ -2,10 +2,10 @@
 
 Where SciPy is installed, Numba runs `import scipy.linalg.cython_blas` as it loads its
 first kernel (numba.np.arraymath checks for BLAS when its registries load). That import
-runs scipy/linalg/__init__.py first, which imports most of scipy.linalg (430 ms under
-`python -X importtime` on the AMD host), against 5 ms for the cython_blas extension alone;
-Numba only reads that module's `__pyx_capi__`. Loaded alone, the warm start with SciPy
-installed went from 1.80 to 1.36-1.38 s (bench/README.md, twenty-seventh session).
+runs scipy/linalg/__init__.py first, which imports most of scipy.linalg: 0.37-0.45 s on
+the AMD host, against 5-8 ms for the cython_blas extension loaded alone, and Numba only
+reads that module's `__pyx_capi__`. Loaded alone, the warm start with SciPy installed went
+from 1.80 to 1.36-1.38 s (bench/README.md, twenty-seventh session).
 
 `preload` loads the extension module from its file under its own name, so that Numba's
 import finds it in sys.modules. A later `import scipy.linalg` then runs as usual; a meta

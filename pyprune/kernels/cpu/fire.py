@@ -119,9 +119,8 @@ def fire_call_paired(ctrl, x, live,
     job (handover.post_conv_whole) while this thread runs the second's gate and its share
     of its parts, the helper joining those parts once done with the first. The two gates
     pool the squeeze's output at once on the two threads, so expand_gates' one pooling
-    would only hold the helper back. Each conv runs
-    the parts, and gives the bits, of the module's four steps with a PairThread. Returns
-    whether the helper failed in any part.
+    would only hold the helper back. Each conv runs the parts, and gives the bits, of the
+    module's four steps with a PairThread. Returns whether the helper failed in any part.
     Why: the first expand (1 x 1, a ninth of the 3 x 3's MACs) cut in two gained nothing,
     and its gate, gathers and parts sat on this thread's path: the fire modules at gated
     25% took 0.77x their time at 2 threads with it skipped outright (`.exp/e1_bound.py`,
