@@ -90,10 +90,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
     times, shares, macs, runs = profile(args.threads, args.rounds)
-    peak = core_gmacs()
+    core_rate = core_gmacs()
     names = [n for n, _ in NETS]
     print(f"median ms per layer, {args.threads} thread(s); MACs = executed / dense MACs of the layer; "
-          f"GMAC/s = executed MACs / time (one core's float32 matmul: {peak:.1f} GMAC/s)\n")
+          f"GMAC/s = executed MACs / time (one core's float32 matmul: {core_rate:.1f} GMAC/s)\n")
     print("| layer | " + " | ".join(f"{n} ms" for n in names) + " | " +
           " | ".join(f"{n} MACs" for n in names[1:]) + " | " + " | ".join(f"{n} GMAC/s" for n in names) + " |")
     print("|---|" + "---:|" * (3 * len(names) - 1))
@@ -107,9 +107,9 @@ def main(argv=None):
     cores = "one core's" if args.threads == 1 else f"{args.threads} x one core's"
     for n in names:
         total_macs = sum(macs[n].values())
-        floor_ms = total_macs / (peak * args.threads) / 1e6
+        at_rate_ms = total_macs / (core_rate * args.threads) / 1e6
         print(f"{n}: {total_macs / 1e6:.1f} M MACs; Session.run {runs[n]:.2f} ms, {rate(total_macs, runs[n]):.1f} GMAC/s; "
-              f"at {cores} matmul rate {floor_ms:.2f} ms ({floor_ms / runs[n]:.0%} of Session.run's time)")
+              f"at {cores} matmul rate {at_rate_ms:.2f} ms ({at_rate_ms / runs[n]:.0%} of Session.run's time)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def default_threads():
     pyprune.set_num_threads()
 
 
-def test_profile_prints_rates_and_each_nets_floor(capsys):
+def test_profile_prints_rates_and_each_nets_summary(capsys):
     profile_layers.main(["--rounds", "1"])
     out = capsys.readouterr().out
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")]
@@ -25,10 +25,10 @@ def test_profile_prints_rates_and_each_nets_floor(capsys):
     assert len(conv1) == len(rows[0]) and all(float(c) > 0 for c in conv1[1:])
     concat = next(r for r in rows if r[0].strip() == "fire2/concat")
     assert [c.strip() for c in concat[4:]] == [""] * 5  # no MACs, so no share and no rate
-    floors = re.findall(r"^(dense|gated50|gated25): ([\d.]+) M MACs; Session.run ([\d.]+) ms, ([\d.]+) GMAC/s; "
+    summaries = re.findall(r"^(dense|gated50|gated25): ([\d.]+) M MACs; Session.run ([\d.]+) ms, ([\d.]+) GMAC/s; "
                         r"at one core's matmul rate ([\d.]+) ms \((\d+)% of Session.run's time\)$", out, re.M)
-    assert [f[0] for f in floors] == ["dense", "gated50", "gated25"]
-    macs = {name: float(m) for name, m, *_ in floors}
+    assert [f[0] for f in summaries] == ["dense", "gated50", "gated25"]
+    macs = {name: float(m) for name, m, *_ in summaries}
     assert 340 < macs["dense"] < 360  # SqueezeNet 1.1 at 224 x 224: 349 M MACs
     assert macs["gated25"] < macs["gated50"] < macs["dense"]
 
