@@ -89,6 +89,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     times, shares, macs, runs = profile(args.threads, args.rounds)
     core_rate = core_gmacs()
     names = [n for n, _ in NETS]

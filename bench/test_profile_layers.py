@@ -33,6 +33,12 @@ def test_profile_prints_rates_and_each_nets_summary(capsys):
     assert macs["gated25"] < macs["gated50"] < macs["dense"]
 
 
+def test_profile_rejects_empty_rounds(capsys):
+    with pytest.raises(SystemExit):
+        profile_layers.main(["--rounds", "0"])
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+
+
 def test_rate_of_nothing_is_zero():
     assert profile_layers.rate(1e6, 0.0) == 0.0
     assert profile_layers.rate(2e6, 1.0) == pytest.approx(2.0)  # 2 M MACs in 1 ms: 2 GMAC/s
