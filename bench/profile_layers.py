@@ -38,7 +38,7 @@ def profile(threads, rounds):
     pyprune.set_num_threads(threads)
     images = models.synthetic_images(8, seed=0)
     x = images[:1].copy()
-    times, shares, macs, runs = {}, {}, {}, {}
+    times, macs, runs = {}, {}, {}
     for name, p in NETS:
         model = models.squeezenet1_1(gated=p is not None, seed=0)
         if p:
@@ -58,9 +58,9 @@ def profile(threads, rounds):
             run_seconds.append(time.perf_counter() - start)
         runs[name] = 1e3 * float(np.median(run_seconds))
         times[name] = {k: 1e3 * float(np.median(v)) for k, v in per_layer.items()}
-        shares[name] = {l.name: l.executed_macs[0] / l.dense_macs for l in stats.layers if l.dense_macs}
-        macs[name] = {l.name: float(l.executed_macs[0]) for l in stats.layers if l.dense_macs}
-    return times, shares, macs, runs
+        # (executed, dense) MACs of each layer that has any: the share and the rate come from it
+        macs[name] = {l.name: (float(l.executed_macs[0]), l.dense_macs) for l in stats.layers if l.dense_macs}
+    return times, macs, runs
 
 
 def core_gmacs(rounds=7, n=512):
@@ -91,7 +91,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    times, shares, macs, runs = profile(args.threads, args.rounds)
+    times, macs, runs = profile(args.threads, args.rounds)
     core_rate = core_gmacs()
     names = [n for n, _ in NETS]
     print(f"median ms per layer, {args.threads} thread(s); MACs = executed / dense MACs of the layer; "
@@ -101,14 +101,14 @@ def main(argv=None):
     print("|---|" + "---:|" * (3 * len(names) - 1))
     for layer in times["dense"]:
         cells = [f"{times[n].get(layer, 0.0):.3f}" for n in names]
-        cells += [f"{shares[n][layer]:.2f}" if layer in shares[n] else "" for n in names[1:]]
-        cells += [f"{rate(macs[n][layer], times[n][layer]):.1f}" if layer in macs[n] else "" for n in names]
+        cells += [f"{macs[n][layer][0] / macs[n][layer][1]:.2f}" if layer in macs[n] else "" for n in names[1:]]
+        cells += [f"{rate(macs[n][layer][0], times[n][layer]):.1f}" if layer in macs[n] else "" for n in names]
         print(f"| {layer} | " + " | ".join(cells) + " |")
     print("| total | " + " | ".join(f"{sum(times[n].values()):.2f}" for n in names) + " |" + " |" * (2 * len(names) - 1))
     print()
     cores = "one core's" if args.threads == 1 else f"{args.threads} x one core's"
     for n in names:
-        total_macs = sum(macs[n].values())
+        total_macs = sum(executed for executed, _ in macs[n].values())
         at_rate_ms = total_macs / (core_rate * args.threads) / 1e6
         print(f"{n}: {total_macs / 1e6:.1f} M MACs; Session.run {runs[n]:.2f} ms, {rate(total_macs, runs[n]):.1f} GMAC/s; "
               f"at {cores} matmul rate {at_rate_ms:.2f} ms ({at_rate_ms / runs[n]:.0%} of Session.run's time)")
