@@ -1,9 +1,9 @@
 """bench/cores.py: the probe of how much work two threads get done at once.
 
 The probe's value depends on the host's load from one moment to the next (it came out
-at 3.36 on a busy CI host, where a one-thread timing, likely preempted, came out long), so these tests
-check how it is computed, on fixed timings, and only that a real probe runs and gives a
-positive ratio: no bound on a timing."""
+at 3.36 on a busy CI host, where a one-thread timing, likely preempted, came out long),
+so these tests check how it is computed, on fixed timings, and only that a real probe
+runs and gives a positive ratio: no bound on a timing."""
 
 import math
 
