@@ -113,7 +113,9 @@ def run(args):
         x = x[None]
     if x.dtype.kind == "f" and x.dtype != np.float32:
         x = x.astype(np.float32)  # the command is lenient; Session.run insists on float32
-    y, stats = sess.run_with_stats(x, threshold=args.threshold)
+    from .first_run import note_if_slow
+    with note_if_slow():  # the first run loads the kernels, or compiles them on a new machine
+        y, stats = sess.run_with_stats(x, threshold=args.threshold)
     if isinstance(y, dict):
         y = y[sess.output_names[0]]
     times = []

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from . import load, mkl
+from .first_run import note_if_slow
 from .errors import InputError
 from .kernels.cpu import blas
 
@@ -38,9 +39,9 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
     with np.load(paths["samples"]) as f:
         images, labels = f["images"][:n_images], f["labels"][:n_images]
     x = (images / np.float32(255.0)).astype(np.float32)
-    start = time.perf_counter()
-    gated.run(x[:1], threshold=threshold)  # first call: Numba loads (or compiles) the kernels
-    first_ms = 1e3 * (time.perf_counter() - start)
+    with note_if_slow() as first:  # first call: Numba loads (or compiles) the kernels
+        gated.run(x[:1], threshold=threshold)
+    first_ms = 1e3 * first["seconds"]
     dense.run(x[:1])
     g_logits, stats = gated.run_with_stats(x, threshold=threshold)
     d_logits = dense.run(x)
@@ -58,7 +59,8 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
     d_ms = median_ms(dense.run, singles)
     g_ms = median_ms(lambda b: gated.run(b, threshold=threshold), singles)
     print(f"\nlatency per image on {gated.device.name} (batch 1, median of {len(singles)}): dense {d_ms:.3f} ms, "
-          f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms (loading kernels)")
+          f"gated {g_ms:.3f} ms ({d_ms / g_ms:.2f}x); the first call took {first_ms:.0f} ms "
+          f"({'compiling' if first['noted'] else 'loading'} kernels)")
     if gated.device.name == "cpu":
         line = f"GEMMs on {blas.describe()}"
         if "mkl" not in blas.ADDRESSES and mkl.cpu_is_intel():
