@@ -1,47 +1,50 @@
-"""A note on stderr when a command's first run is slow because Numba is compiling.
+"""A note on stderr when a command's first run compiles the kernels.
 
 Why: on a machine where the kernels were never compiled (a fresh install, a new Python or
 Numba, or sources changed since: kernels/stale_cache.py), the first run compiles them and
 takes 40-90 s (the README's demo 41 s, SqueezeNet at two threads 84 s), with nothing on
 the screen. Later runs load them from Numba's cache in about a second.
 
-How: a timer, not a look into Numba's cache: whether the cache holds every kernel a model
-needs, for this CPU and these argument types, is only known by loading them. A run that
-is still going after `after` seconds is compiling; one that is done by then prints
-nothing. Numba compiles in Python code that releases the GIL every few milliseconds
-(sys.getswitchinterval), so the timer's thread gets to print while the compile goes on.
+How: Numba's event API ("numba:compile", numba.core.event) fires when a kernel is
+compiled, and not when it is loaded from the cache; the note goes out at the first one.
+A timer would also speak for a run that is slow for other reasons (a big batch).
 """
 
 import sys
-import threading
 import time
 from contextlib import contextmanager
+
+from numba.core import event
 
 COMPILE_NOTE = ("pyprune: compiling the kernels for this machine; this happens once "
                 "(about a minute) and later runs load them from Numba's cache")
 
 
+class _FirstCompileNote(event.Listener):
+    """Prints the note at the first compile it hears of; Numba compiles one kernel at a
+    time (its global compiler lock), so this runs on one thread at a time."""
+
+    def __init__(self, message, stream, state):
+        self.message, self.stream, self.state = message, stream, state
+
+    def on_start(self, ev):
+        if not self.state["noted"]:
+            self.state["noted"] = True
+            print(self.message, file=self.stream or sys.stderr, flush=True)
+
+    def on_end(self, ev):
+        pass
+
+
 @contextmanager
-def note_if_slow(after=3.0, message=COMPILE_NOTE, stream=None):
-    """Run the body; if it is still running `after` seconds on, print `message` to
-    `stream` (stderr by default) once. Yields a dict whose "noted" tells afterwards
-    whether the note went out, and "seconds" how long the body took."""
+def note_if_compiling(message=COMPILE_NOTE, stream=None):
+    """Run the body; at the first kernel Numba compiles in it (on any thread), print
+    `message` to `stream` (stderr by default), once. Yields a dict whose "noted" tells
+    afterwards whether the note went out, and "seconds" how long the body took."""
     state = {"noted": False, "seconds": 0.0}
-    done = threading.Event()
-
-    def note():
-        if not done.is_set():
-            print(message, file=stream or sys.stderr, flush=True)
-            state["noted"] = True
-
-    timer = threading.Timer(after, note)
-    timer.daemon = True
     start = time.perf_counter()
-    timer.start()
     try:
-        yield state
+        with event.install_listener("numba:compile", _FirstCompileNote(message, stream, state)):
+            yield state
     finally:
-        done.set()
-        timer.cancel()
-        timer.join()
         state["seconds"] = time.perf_counter() - start

@@ -1,48 +1,45 @@
-"""first_run.note_if_slow: the note a command prints while Numba compiles its kernels.
-The bodies wait on events, not on the clock, so that a loaded machine cannot change the
-outcome."""
+"""first_run.note_if_compiling: the note a command prints while Numba compiles its kernels,
+and only then. Each test compiles a function of its own (no cache), so whether a compile
+happens does not depend on what ran before."""
 
 import io
-import threading
 
 import pytest
+from numba import njit
 
-from pyprune.first_run import COMPILE_NOTE, note_if_slow
-
-
-class NotingStream(io.StringIO):
-    """A stream that tells when something was written to it."""
-
-    def __init__(self):
-        super().__init__()
-        self.written = threading.Event()
-
-    def write(self, s):
-        n = super().write(s)
-        self.written.set()
-        return n
+from pyprune.first_run import COMPILE_NOTE, note_if_compiling
 
 
-def test_a_body_still_running_gets_the_note_once():
-    stream = NotingStream()
-    with note_if_slow(after=0.01, stream=stream) as state:
-        assert stream.written.wait(30), "the note never came"
+def fresh_kernel():
+    """A jitted function that has not been compiled yet (cache off)."""
+    @njit(cache=False)
+    def add_one(x):
+        return x + 1
+    return add_one
+
+
+def test_a_compile_in_the_body_gets_the_note_once():
+    stream = io.StringIO()
+    f, g = fresh_kernel(), fresh_kernel()
+    with note_if_compiling(stream=stream) as state:
+        assert f(1) == 2 and g(1.5) == 2.5  # two compiles, one note
     assert state["noted"] and stream.getvalue() == COMPILE_NOTE + "\n"
     assert state["seconds"] > 0
 
 
-def test_a_body_done_before_the_timer_prints_nothing():
-    stream = NotingStream()
-    with note_if_slow(after=30, stream=stream) as state:
-        pass
+def test_a_body_that_compiles_nothing_prints_nothing():
+    stream = io.StringIO()
+    f = fresh_kernel()
+    f(1)  # compiled before the body
+    with note_if_compiling(stream=stream) as state:
+        assert f(2) == 3
     assert not state["noted"] and stream.getvalue() == ""
-    assert not stream.written.wait(0.05)
 
 
-def test_an_error_in_the_body_stops_the_timer_and_passes_through():
-    stream = NotingStream()
+def test_the_listener_is_gone_after_the_body_even_after_an_error():
+    stream = io.StringIO()
     with pytest.raises(ValueError, match="boom"):
-        with note_if_slow(after=0.2, stream=stream):
+        with note_if_compiling(stream=stream):
             raise ValueError("boom")
-    assert not stream.written.wait(0.5) and stream.getvalue() == ""
-
+    fresh_kernel()(1)  # a compile after the body
+    assert stream.getvalue() == ""
