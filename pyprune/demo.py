@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from . import load, mkl
-from .first_run import note_if_compiling
 from .errors import InputError
+from .first_run import note_if_compiling
 from .kernels.cpu import blas
 
 
