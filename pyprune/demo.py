@@ -42,7 +42,7 @@ def demo(threshold=None, weights=None, n_images=None, device="cpu"):
     with note_if_compiling() as compiling:  # each path's first call loads (or compiles) its kernels
         start = time.perf_counter()
         gated.run(x[:1], threshold=threshold)
-        first_ms, first_compiled = 1e3 * (time.perf_counter() - start), compiling["noted"]
+        first_ms, first_compiled = 1e3 * (time.perf_counter() - start), compiling.noted
         dense.run(x[:1])
         g_logits, stats = gated.run_with_stats(x, threshold=threshold)
         d_logits = dense.run(x)

@@ -11,8 +11,6 @@ A timer would also speak for a run that is slow for other reasons (a big batch).
 """
 
 import sys
-import time
-from contextlib import contextmanager
 
 from numba.core import event
 
@@ -21,30 +19,24 @@ COMPILE_NOTE = ("pyprune: compiling the kernels for this machine; this happens o
 
 
 class _FirstCompileNote(event.Listener):
-    """Prints the note at the first compile it hears of; Numba compiles one kernel at a
-    time (its global compiler lock), so this runs on one thread at a time."""
+    """Prints the note at the first compile it hears of; `noted` tells whether it did.
+    Numba compiles one kernel at a time (its global compiler lock), so this runs on one
+    thread at a time."""
 
-    def __init__(self, message, stream, state):
-        self.message, self.stream, self.state = message, stream, state
+    def __init__(self, message, stream):
+        self.message, self.stream, self.noted = message, stream, False
 
     def on_start(self, ev):
-        if not self.state["noted"]:
-            self.state["noted"] = True
+        if not self.noted:
+            self.noted = True
             print(self.message, file=self.stream or sys.stderr, flush=True)
 
     def on_end(self, ev):
         pass
 
 
-@contextmanager
 def note_if_compiling(message=COMPILE_NOTE, stream=None):
-    """Run the body; at the first kernel Numba compiles in it (on any thread), print
-    `message` to `stream` (stderr by default), once. Yields a dict whose "noted" tells
-    afterwards whether the note went out, and "seconds" how long the body took."""
-    state = {"noted": False, "seconds": 0.0}
-    start = time.perf_counter()
-    try:
-        with event.install_listener("numba:compile", _FirstCompileNote(message, stream, state)):
-            yield state
-    finally:
-        state["seconds"] = time.perf_counter() - start
+    """A context in which the first kernel Numba compiles (on any thread) prints
+    `message` to `stream` (stderr by default), once. It yields the listener, whose
+    `noted` tells whether the note went out."""
+    return event.install_listener("numba:compile", _FirstCompileNote(message, stream))
