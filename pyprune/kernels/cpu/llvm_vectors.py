@@ -2,14 +2,25 @@
 conv_pool.py): vector types, splats, unaligned 16-float loads, stores with an optional
 ReLU, an 8 x 8 transpose and a move within an array. Numba would not keep a
 register tile or a transpose's shuffles from plain Python loops, so these kernels spell
-the vector code out."""
+the vector code out.
+
+The register tiles compute on vectors of 16 floats (LANES): one AVX-512 register, and
+where the CPU has only AVX2, LLVM splits each into two of 8 (the instructions of tiles
+written on 8-float vectors, as they were until the thirty-second session). On an AMD EPYC
+Zen 4 host (AVX-512), one thread, SqueezeNet's dense 3 x 3 expands ran at 51-54 GMAC/s on
+16-float vectors against 41-43 on 8-float ones, and the whole dense net took 0.87x the
+time (`python bench/profile_layers.py` at 11ff682 and after; bench/README.md). Each lane
+sums the same products in the same order either way: the bits do not change."""
 
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
 F32, I64, I32, I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
-VEC = ir.VectorType(F32, 8)  # 8 float32: one AVX register
+VEC = ir.VectorType(F32, 8)  # 8 float32: one AVX register (transpose8)
+LANES = 16
+TILE_VEC = ir.VectorType(F32, LANES)  # a register tile's vector (see above)
+TILE_INTS = ir.VectorType(I32, LANES)
 
 
 def function(module, name, fnty):
@@ -33,31 +44,29 @@ def array_data(context, builder, ty, value):
 
 
 def load16(builder, at):
-    """16 floats from `at` as two vectors (unaligned)."""
-    vptr = VEC.as_pointer()
-    return [builder.load(builder.bitcast(builder.gep(at, [I64(8 * v)]), vptr), align=4) for v in range(2)]
+    """16 floats from `at` as one TILE_VEC (unaligned)."""
+    return builder.load(builder.bitcast(at, TILE_VEC.as_pointer()), align=4)
 
 
 def no_relu(builder, relu_):
-    """store_act's lane mask: all ones (as 8 int32) where relu_ is false, else all zeros."""
+    """store_act's lane mask: all ones (as LANES int32) where relu_ is false, else all zeros."""
     plain = builder.sext(builder.not_(relu_), I32)
-    return splat(builder, plain, ir.VectorType(I32, 8))
+    return splat(builder, plain, TILE_INTS)
 
 
 def store_act(builder, value, at, plain):
-    """Store 8 floats at `at`: value where `plain` (no_relu's mask), else its ReLU (v if
-    v > 0 else +0). The ReLU is an integer mask and-ed onto the value's bits: a select on
-    an i1 mask or-ed with `plain` compiled to 8 instructions a vector (the mask packed to
-    16 bits and back), this to 3; the bits stored are the same."""
-    i32x8 = ir.VectorType(I32, 8)
-    positive = builder.sext(builder.fcmp_ordered(">", value, ir.Constant(VEC, [0.0] * 8)), i32x8)
-    bits = builder.and_(builder.bitcast(value, i32x8), builder.or_(positive, plain))
-    builder.store(bits, builder.bitcast(at, i32x8.as_pointer()), align=4)
+    """Store a TILE_VEC at `at`: value where `plain` (no_relu's mask), else its ReLU (v if
+    v > 0 else +0). The ReLU is an integer mask and-ed onto the value's bits: on AVX2, a
+    select on an i1 mask or-ed with `plain` compiled to 8 instructions a vector (the mask
+    packed to 16 bits and back), this to 3; the bits stored are the same."""
+    positive = builder.sext(builder.fcmp_ordered(">", value, ir.Constant(TILE_VEC, [0.0] * LANES)), TILE_INTS)
+    bits = builder.and_(builder.bitcast(value, TILE_INTS), builder.or_(positive, plain))
+    builder.store(bits, builder.bitcast(at, TILE_INTS.as_pointer()), align=4)
 
 
 def fmuladd(builder):
-    """llvm.fmuladd on 8 floats: one FMA where the CPU has them."""
-    return function(builder.module, "llvm.fmuladd.v8f32", ir.FunctionType(VEC, [VEC] * 3))
+    """llvm.fmuladd on a TILE_VEC: FMAs where the CPU has them."""
+    return function(builder.module, f"llvm.fmuladd.v{LANES}f32", ir.FunctionType(TILE_VEC, [TILE_VEC] * 3))
 
 
 def typed(arrays, int_arrays=()):

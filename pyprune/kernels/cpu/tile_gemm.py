@@ -1,6 +1,6 @@
 """3 x 3 convolutions of stride 1 and padding 1 (SqueezeNet's expand3x3, VGG-style layers)
 without im2col, and 1 x 1 convolutions without a gather or a GEMM's packing: a register tile
-of 6 output channels x 16 pixels in 12 AVX vectors, written as LLVM IR (Numba would not
+of 6 output channels x 16 pixels in 6 vectors of 16 floats (llvm_vectors.LANES), written as LLVM IR (Numba would not
 keep such a tile in registers), reads the input in place over weights packed once at load
 (or per call, for the active kernels over the live channels), and applies the bias and
 ReLU as it stores.
@@ -34,10 +34,10 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .atomics import load_acquire, swap_if
-from .llvm_vectors import I32, I64, VEC, array_data, fmuladd, load16, no_relu, splat, store_act, typed
+from .llvm_vectors import I64, LANES, TILE_INTS, TILE_VEC, array_data, fmuladd, load16, no_relu, splat, store_act, typed
 
 ROWS = 6        # output channels per tile (pack_tiles unrolls six)
-COLS = 16       # pixels per tile: two vectors of 8 float32
+COLS = LANES    # pixels per tile: one TILE_VEC
 GUARD = 16      # zeros before the first guarded plane and after the last: the masked lanes' reads stay inside
 
 
@@ -50,10 +50,10 @@ def _tile_rows(builder, rows_p, r0_, nrows_):
 
 
 def _accumulate(builder, count, body):
-    """The tile's k loop: 12 accumulators, zero at first, carried through `count`
+    """The tile's k loop: ROWS accumulators, zero at first, carried through `count`
     iterations of body(builder, k, sums) -> sums (no iteration where count <= 0); returns
     the totals."""
-    zero = ir.Constant(VEC, [0.0] * 8)
+    zero = ir.Constant(TILE_VEC, [0.0] * COLS)
     entry = builder.block
     loop = builder.append_basic_block("tile_k")
     done = builder.append_basic_block("tile_store")
@@ -62,8 +62,8 @@ def _accumulate(builder, count, body):
     k = builder.phi(I64)
     k.add_incoming(I64(0), entry)
     acc = []
-    for _ in range(2 * ROWS):
-        phi = builder.phi(VEC)
+    for _ in range(ROWS):
+        phi = builder.phi(TILE_VEC)
         phi.add_incoming(zero, entry)
         acc.append(phi)
     sums = body(builder, k, list(acc))
@@ -76,7 +76,7 @@ def _accumulate(builder, count, body):
     builder.position_at_end(done)
     totals = []
     for value in sums:  # phis first: LLVM wants them at the top of the block
-        total = builder.phi(VEC)
+        total = builder.phi(TILE_VEC)
         total.add_incoming(zero, entry)
         total.add_incoming(value, loop_end)
         totals.append(total)
@@ -84,11 +84,10 @@ def _accumulate(builder, count, body):
 
 
 def _fma_row(builder, fma, w_first, xv, sums):
-    """sums[2j + v] += w_first[j] * xv[v] for the tile's rows j: one tap of one k."""
+    """sums[j] += w_first[j] * xv for the tile's rows j: one tap of one k."""
     for j in range(ROWS):
-        wv = splat(builder, builder.load(builder.gep(w_first, [I64(j)])), VEC)
-        for v in range(2):
-            sums[2 * j + v] = builder.call(fma, [wv, xv[v], sums[2 * j + v]])
+        wv = splat(builder, builder.load(builder.gep(w_first, [I64(j)])), TILE_VEC)
+        sums[j] = builder.call(fma, [wv, xv, sums[j]])
     return sums
 
 
@@ -96,10 +95,9 @@ def _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_):
     """out[o_j*ldo + p0 + q] = act(totals[j, q] + bias[o_j]), act the ReLU where relu."""
     plain = no_relu(builder, relu_)
     for j in range(ROWS):
-        b = splat(builder, builder.load(builder.gep(bias_p, [out_rows[j]])), VEC)
+        b = splat(builder, builder.load(builder.gep(bias_p, [out_rows[j]])), TILE_VEC)
         dst = builder.gep(out_p, [builder.add(builder.mul(out_rows[j], ldo_), p0_)])
-        for v in range(2):
-            store_act(builder, builder.fadd(totals[2 * j + v], b), builder.gep(dst, [I64(8 * v)]), plain)
+        store_act(builder, builder.fadd(totals[j], b), dst, plain)
 
 
 @intrinsic
@@ -126,10 +124,8 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
         relu_ = context.cast(builder, args[14], tys[14], types.boolean)
         fma = fmuladd(builder)
         out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
-        i32x8 = ir.VectorType(I32, 8)
-        keep_p = builder.bitcast(keep_p, i32x8.as_pointer())
-        keep_left = [builder.load(builder.gep(keep_p, [I64(v)]), align=4) for v in range(2)]
-        keep_right = [builder.load(builder.gep(keep_p, [I64(2 + v)]), align=4) for v in range(2)]
+        keep_p = builder.bitcast(keep_p, TILE_INTS.as_pointer())
+        keep_left, keep_right = (builder.load(builder.gep(keep_p, [I64(v)]), align=4) for v in range(2))
         # Tap (a, b) of pixel p0 sits at x + p0 + a*width + b - 1 (GUARD floats before plane 0).
         x_first = builder.gep(x_p, [builder.add(p0_, I64(GUARD - 1))])
         tap_offsets = [builder.add(builder.mul(width_, I64(a)), I64(b)) for a in range(3) for b in range(3)]
@@ -142,8 +138,7 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
                 xv = load16(builder, builder.gep(x_plane, [offset]))
                 if tap % 3 != 1:  # a bitwise and: a select kept 4 masks in registers, which spilled the tile
                     keep = keep_left if tap % 3 == 0 else keep_right
-                    xv = [builder.bitcast(builder.and_(builder.bitcast(xv[v], i32x8), keep[v]), VEC)
-                          for v in range(2)]
+                    xv = builder.bitcast(builder.and_(builder.bitcast(xv, TILE_INTS), keep), TILE_VEC)
                 sums = _fma_row(builder, fma, builder.gep(w_channel, [I64(tap * ROWS)]), xv, sums)
             return sums
 
@@ -218,9 +213,8 @@ def tile_lanes(typingctx, out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0
             wv = load16(builder, builder.gep(w_first, [builder.mul(l, I64(COLS))]))
             x_tap = builder.gep(x_first, [builder.load(builder.gep(taps_p, [l]))])
             for i in range(ROWS):
-                xs = splat(builder, builder.load(builder.gep(x_tap, [steps[i]])), VEC)
-                for v in range(2):
-                    sums[2 * i + v] = builder.call(fma, [wv[v], xs, sums[2 * i + v]])
+                xs = splat(builder, builder.load(builder.gep(x_tap, [steps[i]])), TILE_VEC)
+                sums[i] = builder.call(fma, [wv, xs, sums[i]])
             return sums
 
         totals = _accumulate(builder, ntaps_, tap)
@@ -228,8 +222,7 @@ def tile_lanes(typingctx, out, ldp, out0, x, x0, taps, ntaps, xstep, w_lanes, w0
         bv = load16(builder, builder.gep(bias_p, [b0_]))
         for i in range(ROWS):
             dst = builder.gep(out_p, [builder.add(out0_, builder.mul(ldp_, I64(i)))])
-            for v in range(2):
-                store_act(builder, builder.fadd(totals[2 * i + v], bv[v]), builder.gep(dst, [I64(8 * v)]), plain)
+            store_act(builder, builder.fadd(totals[i], bv), dst, plain)
         return context.get_dummy_value()
 
     return sig, codegen
