@@ -78,6 +78,18 @@ TILE_CONVS = True
 POINTWISE_TILE_MAX_K = 32
 POINTWISE_TILE_MAX_ROWS = 64
 
+# Where Numba compiles for AVX-512, a 1 x 1 conv also runs a sample with every channel live
+# and every kernel active on the tiles, whatever its channel count (on the weights packed
+# at load: nothing is packed per call). On the AMD EPYC Zen 4 host, one thread: SqueezeNet
+# dense 0.95x (conv10 1.82 against 2.01 ms), gated 0.99-1.00x, MNIST 1.00x
+# (`python bench/ab_flag.py full_pointwise_tiles --rounds 20 --block 8`); the same with
+# Numba compiling for AVX2 only and OpenBLAS on its Haswell kernels (NUMBA_CPU_NAME=haswell,
+# NUMBA_CPU_FEATURES=+avx,+avx2,+fma,..., OPENBLAS_CORETYPE=Haswell), dense 1.05x. Gated
+# conv10 (some channels dead, every kernel active) on tiles, its weights read at the live
+# channels, took 1.03x gated 50% and 1.18x at 25% in that layer, so it stays on sgemm
+# (bench/README.md, thirty-second session).
+POINTWISE_TILE_FULL_ON_AVX512 = True
+
 # The largest batch a session runs as a bound program (bound_program.py), which keeps every
 # step's output for the next call: its Python per run matters least, and its buffers grow,
 # with the batch.

@@ -43,15 +43,17 @@ GATHER_IN_PARTS = 18  # 1: each part of a GEMM gathers its share (gather_part); 
 TILE_MAX_K = 19     # a 1 x 1 conv with TILES runs a sample on tiles where it has at most this many live
                     # channels (config.POINTWISE_TILE_MAX_K), or a dead channel and at most
 TILE_MAX_ROWS = 20  # this many active kernels (config.POINTWISE_TILE_MAX_ROWS); else on sgemm
+TILE_FULL = 21      # 1: a 1 x 1 conv with TILES also runs a sample with every channel live and every kernel
+                    # active on tiles, whatever its K (config.POINTWISE_TILE_FULL)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0):
+              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tile_full=False):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows], np.int64)
+                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tile_full], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -116,10 +118,11 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
         return EMPTY, na, 0, cols_flat[:0].reshape(0, hw)
     full_in, full_out = nl == c_in, na == co
     # A 3 x 3 conv with TILES always runs on them; a 1 x 1 only where it pays
-    # (config.POINTWISE_TILE_MAX_K): it reads its live planes where they lie, with no
-    # gather and no packing of them as sgemm does.
-    if plan[TILES] != 0 and (kk == 9 or nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])):
-        if not (full_in and full_out):  # else the kernel's w_tiles, packed at load
+    # (config.POINTWISE_TILE_MAX_K, _MAX_ROWS, _FULL): it reads its live planes where they
+    # lie, with no gather and no packing of them as sgemm does.
+    if plan[TILES] != 0 and (kk == 9 or nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])
+                             or (full_in and full_out and plan[TILE_FULL] != 0)):
+        if not full_out:  # else the kernel's w_tiles, packed at load, read at the live channels
             pack_tiles(w2, kk, act_buf[:na], live_buf[:nl], w_buf)
         index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)
         if kk == 1:
@@ -225,10 +228,11 @@ def finish_part(x, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, pla
     c_in = w2.shape[1] // (plan[KH] * plan[KW])
     act_idx = index_buf[c_in:c_in + na]
     if mode == TILED:  # where a pool takes the epilogue, bias is 0 and relu off
-        packed = w_tiles if na == co and k == w2.shape[1] else w_buf
         kk = plan[KH] * plan[KW]
+        packed, w_channels = (w_tiles, c_in) if na == co else (w_buf, k // kk)
         tiled_conv(cols.reshape(cols.size) if kk == 9 else x.reshape(x.size), kk, index_buf[:k // kk], k // kk,
-                   plan[HO], plan[WO], packed, act_idx, bias, relu, dst, 0, hw, index_buf[c_in + co:], part == 1)
+                   plan[HO], plan[WO], packed, w_channels, act_idx, bias, relu, dst, 0, hw, index_buf[c_in + co:],
+                   part == 1)
         if na < co and part == 0:
             zero_inactive_block(act_idx, written, dst, 0, hw)
         return

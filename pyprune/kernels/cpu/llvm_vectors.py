@@ -14,6 +14,8 @@ sums the same products in the same order either way: the bits do not change."""
 
 from llvmlite import ir
 from numba import types
+from numba.core import config as numba_config
+from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
 F32, I64, I32, I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
@@ -21,6 +23,13 @@ VEC = ir.VectorType(F32, 8)  # 8 float32: one AVX register (transpose8)
 LANES = 16
 TILE_VEC = ir.VectorType(F32, LANES)  # a register tile's vector (see above)
 TILE_INTS = ir.VectorType(I32, LANES)
+
+
+def compiles_avx512():
+    """Whether Numba compiles for a CPU with AVX-512F (NUMBA_CPU_FEATURES where set, else
+    the host's): a TILE_VEC is then one register."""
+    features = numba_config.CPU_FEATURES if numba_config.CPU_FEATURES is not None else get_host_cpu_features()
+    return "+avx512f" in features.split(",")
 
 
 def function(module, name, fnty):

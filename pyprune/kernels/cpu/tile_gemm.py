@@ -101,27 +101,31 @@ def _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_):
 
 
 @intrinsic
-def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, r0, nrows, p0, keep, bias, relu):
+def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, live, by_live, w_tiles, w0, rows, r0, nrows, p0, keep,
+             bias, relu):
     """For j < 6 and q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
         out[o*ldo + p] = act(bias[o] + sum over l < nl, taps (a, b) of
-                             w_tiles[w0 + ((9l + 3a + b)*6 + j)] * x_l[p + a*width + b - 1])
-    where x_l = guarded[GUARD + l*plane:] (guard_planes) and a tap that falls off its output
+                             w_tiles[w0 + ((9c + 3a + b)*6 + j)] * x_l[p + a*width + b - 1])
+    where c = live[l] if by_live else l (weights packed for the live channels, or for all
+    of them and read at the live ones), x_l = guarded[GUARD + l*plane:] (guard_planes) and a tap that falls off its output
     row's left or right end counts 0: keep (int32) holds -1 for lane q at keep[q] where its
     left taps (b = 0) count and at keep[16 + q] where its right taps (b = 2) do, else 0
     (tiled_conv fills it from edge_masks); summed in (l, a, b) order with fused
     multiply-adds (where the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
     index is in bounds."""
-    if not typed((out, guarded, w_tiles, bias), ((rows, types.int64), (keep, types.int32))):
+    if not typed((out, guarded, w_tiles, bias), ((live, types.int64), (rows, types.int64), (keep, types.int32))):
         return None
-    sig = types.void(out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, r0, nrows, p0, keep, bias, relu)
+    sig = types.void(out, ldo, guarded, plane, width, nl, live, by_live, w_tiles, w0, rows, r0, nrows, p0, keep, bias,
+                     relu)
 
     def codegen(context, builder, signature, args):
         tys = signature.args
-        out_p, x_p, w_p, rows_p, keep_p, bias_p = (array_data(context, builder, tys[i], args[i])
-                                                   for i in (0, 2, 6, 8, 12, 13))
+        out_p, x_p, live_p, w_p, rows_p, keep_p, bias_p = (array_data(context, builder, tys[i], args[i])
+                                                           for i in (0, 2, 6, 8, 10, 14, 15))
         ldo_, plane_, width_, nl_, w0_, r0_, nrows_, p0_ = (context.cast(builder, args[i], tys[i], types.int64)
-                                                            for i in (1, 3, 4, 5, 7, 9, 10, 11))
-        relu_ = context.cast(builder, args[14], tys[14], types.boolean)
+                                                            for i in (1, 3, 4, 5, 9, 11, 12, 13))
+        by_live_ = context.cast(builder, args[7], tys[7], types.boolean)
+        relu_ = context.cast(builder, args[16], tys[16], types.boolean)
         fma = fmuladd(builder)
         out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
         keep_p = builder.bitcast(keep_p, TILE_INTS.as_pointer())
@@ -133,7 +137,8 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
 
         def channel(builder, l, sums):
             x_plane = builder.gep(x_first, [builder.mul(l, plane_)])
-            w_channel = builder.gep(w_first, [builder.mul(l, I64(9 * ROWS))])
+            c = builder.select(by_live_, builder.load(builder.gep(live_p, [l])), l)
+            w_channel = builder.gep(w_first, [builder.mul(c, I64(9 * ROWS))])
             for tap, offset in enumerate(tap_offsets):
                 xv = load16(builder, builder.gep(x_plane, [offset]))
                 if tap % 3 != 1:  # a bitwise and: a select kept 4 masks in registers, which spilled the tile
@@ -150,32 +155,34 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, w_tiles, w0, rows, 
 
 
 @intrinsic
-def tile_1x1(typingctx, out, ldo, x, plane, live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu):
+def tile_1x1(typingctx, out, ldo, x, plane, live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu):
     """tile_3x3's tile for a 1 x 1 conv, reading x's planes where they lie: for j < 6 and
     q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
-        out[o*ldo + p] = act(bias[o] + sum over l < nl of w_tiles[w0 + l*6 + j] * x[live[l]*plane + p])
-    summed in l order with fused multiply-adds (where the CPU has them). Flat arrays; the
+        out[o*ldo + p] = act(bias[o] + sum over l < nl of w_tiles[w0 + c*6 + j] * x[live[l]*plane + p])
+    with c = live[l] if by_live else l, summed in l order with fused multiply-adds (where the CPU has them). Flat arrays; the
     caller guarantees every index is in bounds."""
     if not typed((out, x, w_tiles, bias), ((live, types.int64), (rows, types.int64))):
         return None
-    sig = types.void(out, ldo, x, plane, live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
+    sig = types.void(out, ldo, x, plane, live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
 
     def codegen(context, builder, signature, args):
         tys = signature.args
         out_p, x_p, live_p, w_p, rows_p, bias_p = (array_data(context, builder, tys[i], args[i])
-                                                   for i in (0, 2, 4, 6, 8, 12))
+                                                   for i in (0, 2, 4, 7, 9, 13))
         ldo_, plane_, nl_, w0_, r0_, nrows_, p0_ = (context.cast(builder, args[i], tys[i], types.int64)
-                                                    for i in (1, 3, 5, 7, 9, 10, 11))
-        relu_ = context.cast(builder, args[13], tys[13], types.boolean)
+                                                    for i in (1, 3, 6, 8, 10, 11, 12))
+        by_live_ = context.cast(builder, args[5], tys[5], types.boolean)
+        relu_ = context.cast(builder, args[14], tys[14], types.boolean)
         fma = fmuladd(builder)
         out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
         x_first = builder.gep(x_p, [p0_])
         w_first = builder.gep(w_p, [w0_])
 
         def channel(builder, l, sums):
-            at = builder.mul(builder.load(builder.gep(live_p, [l])), plane_)
-            xv = load16(builder, builder.gep(x_first, [at]))
-            return _fma_row(builder, fma, builder.gep(w_first, [builder.mul(l, I64(ROWS))]), xv, sums)
+            channel = builder.load(builder.gep(live_p, [l]))
+            xv = load16(builder, builder.gep(x_first, [builder.mul(channel, plane_)]))
+            c = builder.select(by_live_, channel, l)
+            return _fma_row(builder, fma, builder.gep(w_first, [builder.mul(c, I64(ROWS))]), xv, sums)
 
         totals = _accumulate(builder, nl_, channel)
         _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_)
@@ -351,13 +358,17 @@ def edge_masks(w):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter, from_back=False):
-    """Output pixels [c0, c1) (c1 - c0 >= 16) of a conv on tiles over nl live channels, for
-    the active kernels act_idx (ascending; w_tiles packed for exactly these kernels and
-    channels by pack_tiles), into dst (C_out, h*w), with the bias and ReLU on the store:
-    kk = 9, a 3 x 3, stride 1, padding 1 conv over `guarded` (guard_planes' copy of the live
-    channels; live_idx unread); kk = 1, a 1 x 1 conv over x (C_in, h*w) itself, its live
-    channels live_idx read where they lie.
+def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, relu, dst, c0, c1, counter,
+               from_back=False):
+    """Output pixels [c0, c1) (c1 - c0 >= 16) of a conv on tiles over nl live channels
+    live_idx, for the active kernels act_idx (ascending), into dst (C_out, h*w), with the
+    bias and ReLU on the store: kk = 9, a 3 x 3, stride 1, padding 1 conv over `guarded`
+    (guard_planes' copy of the live channels); kk = 1, a 1 x 1 conv over x (C_in, h*w)
+    itself, its live channels read where they lie.
+    w_tiles holds the weights of exactly the kernels act_idx, packed by pack_tiles over
+    w_channels input channels: the nl live ones (w_channels == nl), or all C_in of them
+    (w_channels > nl: the kernel's weights packed at load, read at the live channels, so
+    that a conv whose kernels are all active packs nothing per call).
     The pixels go in panels of 16 and the panels in blocks (panel_blocks); the work goes in
     units of one tile of 6 kernels over one block, block by block, each unit claimed from
     counter[0] (set to 0 before; claim_unit): two threads given the same arguments but
@@ -372,7 +383,7 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0,
     1 thread 0.966x dense, 0.988x gated 50%, 0.990x gated 25% (bench/README.md,
     twenty-fifth session)."""
     na, hw = act_idx.shape[0], dst.shape[1]
-    plane, k = (h + 2) * w if kk == 9 else hw, nl * kk
+    plane, k, by_live = (h + 2) * w if kk == 9 else hw, w_channels * kk, w_channels != nl
     out, w_flat, x_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size), x.reshape(x.size)
     tiles = (na + ROWS - 1) // ROWS
     panels = (c1 - c0 + COLS - 1) // COLS
@@ -385,9 +396,9 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, act_idx, bias, relu, dst, c0,
         for p in range(b * per_block, min((b + 1) * per_block, panels)):
             p0 = min(c0 + p * COLS, c1 - COLS)
             if kk == 9:
-                tile_3x3(out, hw, x_flat, plane, w, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
+                tile_3x3(out, hw, x_flat, plane, w, nl, live_idx, by_live, w_flat, t * k * ROWS, act_idx, t * ROWS,
                          min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
             else:
-                tile_1x1(out, hw, x_flat, plane, live_idx, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
+                tile_1x1(out, hw, x_flat, plane, live_idx, by_live, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
                          min(ROWS, na - t * ROWS), p0, bias, relu)
         u = claim_unit(counter, units, from_back)

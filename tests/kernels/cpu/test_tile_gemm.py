@@ -10,6 +10,7 @@ from numba import njit
 
 from pyprune import config
 from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
+from pyprune.kernels.cpu.llvm_vectors import compiles_avx512
 from pyprune.kernels.cpu.tile_gemm import (BACK, BLOCK_BYTES, BLOCK_PANELS, COLS, GUARD, ROWS, claim_unit, guard_planes,
                                            guarded_size, pack_tiles, panel_blocks, tile_count, tile_lanes,
                                            tiled_conv, work_units)
@@ -33,10 +34,11 @@ def tile_cases(draw):
                 active=draw(st.lists(st.booleans(), min_size=m, max_size=m)))
 
 
-def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9):
+def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9, packed_for_all=False):
     """tiled_conv (a 3 x 3 conv for kk = 9, a 1 x 1 for kk = 1) on random data against the
     float64 reference over pixels [c0, c1), run as two threads' shares one after the other,
-    writing nothing else."""
+    writing nothing else; its weights packed for the live channels, or where packed_for_all
+    for all c of them (read at the live ones)."""
     rng = np.random.default_rng(seed)
     live_idx = np.flatnonzero(live).astype(np.int64)
     act_idx = np.flatnonzero(active).astype(np.int64)
@@ -48,8 +50,9 @@ def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9):
     bias = rng.normal(size=m).astype(np.float32)
     dead = np.setdiff1d(np.arange(c), live_idx)
     x[dead] = rng.normal(size=(len(dead), h, w)) * 1e6  # never read: a dead channel counts 0
-    w_tiles = np.empty(tile_count(len(act_idx)) * ROWS * len(live_idx) * kk, np.float32)
-    pack_tiles(weight.reshape(m, -1), kk, act_idx, live_idx, w_tiles)
+    packed_idx = np.arange(c) if packed_for_all else live_idx
+    w_tiles = np.empty(tile_count(len(act_idx)) * ROWS * len(packed_idx) * kk, np.float32)
+    pack_tiles(weight.reshape(m, -1), kk, act_idx, packed_idx, w_tiles)
     if kk == 9:
         source = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
         guard_planes(x.reshape(c, -1), live_idx, h, w, source)
@@ -61,7 +64,8 @@ def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9):
     units = work_units(len(live_idx), w if kk == 9 else 0, len(act_idx), c0, c1)
     taken = seed % (units + 1)
     counter = np.array([units - taken], np.int64)
-    args = (source, kk, live_idx, len(live_idx), h, w, w_tiles, act_idx, bias, relu, dst, c0, c1, counter)
+    args = (source, kk, live_idx, len(live_idx), h, w, w_tiles, len(packed_idx), act_idx, bias, relu, dst, c0, c1,
+            counter)
     tiled_conv(*args, True)
     counter[0] = taken * BACK
     tiled_conv(*args)
@@ -91,6 +95,14 @@ def test_tiles_match_the_reference_on_their_pixels_and_write_nothing_else(case):
 @given(case=tile_cases())
 def test_pointwise_tiles_read_live_planes_in_place_and_match_the_reference(case):
     _check_tiles(**case, kk=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=tile_cases(), kk=st.sampled_from([1, 9]))
+def test_tiles_read_weights_packed_for_every_channel_at_the_live_ones(case, kk):
+    """A conv whose kernels are all active runs on the weights packed at load, over every
+    input channel, whatever channels are live (no packing per call)."""
+    _check_tiles(**case, kk=kk, packed_for_all=True)
 
 
 @pytest.mark.parametrize("c0, c1", [(0, 400), (37, 391)])
@@ -230,20 +242,25 @@ def test_a_fitting_conv_takes_tiles_for_every_sample_with_work():
     assert modes == [FULL, TRANSPOSED, PARTIAL]
 
 
-def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_few_kernels():
+@pytest.mark.parametrize("full", [False, True])
+def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_few_kernels(full):
     """A 1 x 1 conv runs a sample on tiles where at most POINTWISE_TILE_MAX_K of its
     channels are live, or where one is dead and at most POINTWISE_TILE_MAX_ROWS kernels
-    are active; else the GEMM modes."""
+    are active, or with full_pointwise_tiles where every channel is live and every kernel
+    active; else the GEMM modes. The kernel takes full_pointwise_tiles from the config
+    where Numba compiles for AVX-512."""
     most, rows = config.POINTWISE_TILE_MAX_K, config.POINTWISE_TILE_MAX_ROWS
     c, co = 3 * most, rows + 1
     kernel, _, rng = _kernel(c, co, 5, 5, side=1)
     assert kernel.tiles_fit and kernel.pointwise_tiles
+    assert kernel.full_pointwise_tiles == (config.POINTWISE_TILE_FULL_ON_AVX512 and compiles_avx512())
+    kernel.full_pointwise_tiles = full
     x = rng.normal(size=(c, 5, 5)).astype(np.float32)
     args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
             kernel.w_buf)
     every_out, most_out = np.ones(co, bool), np.arange(co) != 3  # rows + 1 and rows active
-    for live_count, modes in ((c, (FULL, PARTIAL)), (most + 1, (TRANSPOSED, TILED)), (most, (TILED, TILED)),
-                              (1, (TILED, TILED))):
+    for live_count, modes in ((c, (TILED if full else FULL, PARTIAL)), (most + 1, (TRANSPOSED, TILED)),
+                              (most, (TILED, TILED)), (1, (TILED, TILED))):
         live = np.arange(c) < live_count
         assert (prepare_sample(x, live, every_out, *args)[0], prepare_sample(x, live, most_out, *args)[0]) == modes
     kernel.pointwise_tiles = False
@@ -252,10 +269,13 @@ def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_fe
 
 @pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
 @pytest.mark.parametrize("c", [7, 70])
-def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_batch(on, c):
-    """7 channels: every sample on tiles; 70: the dense sample on sgemm, the others on
-    tiles (13 kernels); the bits of a sample do not depend on the batch around it."""
+@pytest.mark.parametrize("full", [False, True], ids=["dense-on-sgemm", "dense-on-tiles"])
+def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_batch(on, c, full):
+    """7 channels: every sample on tiles; 70: the dense sample on sgemm (on tiles with
+    full_pointwise_tiles), the others on tiles (13 kernels); the bits of a sample do not
+    depend on the batch around it."""
     kernel, weights, rng = _kernel(c, 13, 6, 7, on, side=1)
+    kernel.full_pointwise_tiles = full
     n = 4
     live = rng.random((n, c)) < 0.7
     live[0] = True
