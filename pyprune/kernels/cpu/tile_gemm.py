@@ -319,7 +319,9 @@ def guard_planes(x2, live_idx, h, w, out):
             dst[top + uw + k] = src[s0 + k]
 
 
-BLOCK_BYTES = 256 * 1024  # a block of panels reads at most about this much of the input planes: half the AMD host's L2
+# A block of panels reads at most about this much of the input planes: half the Zen 3 host's L2, a quarter
+# of the Zen 4's, where 512 KB measured no better (bench/README.md, thirty-second session).
+BLOCK_BYTES = 256 * 1024
 BLOCK_PANELS = 32  # and holds at most this many panels, so that two threads share even a few tiles' work evenly
 
 
