@@ -15,8 +15,8 @@ from . import blas
 from .base import Act, CpuKernel, c_contiguous, kept
 from .blas import AVAILABLE as BLAS_IN_NUMBA
 from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, GATHER_IN_PARTS, NEVER_CUT, POINTWISE, RELU, ROW_PAD, SHIFTED, \
-    SPLIT_MACS, TILE_FULL, TILED, TILES, TRANSPOSED, conv_plan, finish_part, gather_part, gemm_conv, gemm_rows, parts_of, \
-    prepare_first, prepare_sample, tiles_fit
+    SPLIT_MACS, TILE_FULL, TILED, TILES, TRANSPOSED, conv_plan, finish_part, gather_part, gemm_conv, gemm_rows, \
+    parts_of, prepare_first, prepare_sample, tiles_fit
 from .conv_steps import add_bias, scatter_rows
 from .llvm_vectors import compiles_avx512
 from .tile_gemm import ROWS, guarded_size, pack_tiles, tile_count

@@ -44,7 +44,7 @@ TILE_MAX_K = 19     # a 1 x 1 conv with TILES runs a sample on tiles where it ha
                     # channels (config.POINTWISE_TILE_MAX_K), or a dead channel and at most
 TILE_MAX_ROWS = 20  # this many active kernels (config.POINTWISE_TILE_MAX_ROWS); else on sgemm
 TILE_FULL = 21      # 1: a 1 x 1 conv with TILES also runs a sample with every channel live and every kernel
-                    # active on tiles, whatever its K (config.POINTWISE_TILE_FULL)
+                    # active on tiles, whatever its K (config.POINTWISE_TILE_FULL_ON_AVX512)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 

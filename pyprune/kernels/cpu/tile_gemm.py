@@ -1,7 +1,7 @@
 """3 x 3 convolutions of stride 1 and padding 1 (SqueezeNet's expand3x3, VGG-style layers)
 without im2col, and 1 x 1 convolutions without a gather or a GEMM's packing: a register tile
-of 6 output channels x 16 pixels in 6 vectors of 16 floats (llvm_vectors.LANES), written as LLVM IR (Numba would not
-keep such a tile in registers), reads the input in place over weights packed once at load
+of 6 output channels x 16 pixels in 6 vectors of 16 floats (llvm_vectors.LANES), written as
+LLVM IR (Numba would not keep such a tile in registers), reads the input in place over weights packed once at load
 (or per call, for the active kernels over the live channels), and applies the bias and
 ReLU as it stores.
 
@@ -107,12 +107,12 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, live, by_live, w_ti
         out[o*ldo + p] = act(bias[o] + sum over l < nl, taps (a, b) of
                              w_tiles[w0 + ((9c + 3a + b)*6 + j)] * x_l[p + a*width + b - 1])
     where c = live[l] if by_live else l (weights packed for the live channels, or for all
-    of them and read at the live ones), x_l = guarded[GUARD + l*plane:] (guard_planes) and a tap that falls off its output
-    row's left or right end counts 0: keep (int32) holds -1 for lane q at keep[q] where its
-    left taps (b = 0) count and at keep[16 + q] where its right taps (b = 2) do, else 0
-    (tiled_conv fills it from edge_masks); summed in (l, a, b) order with fused
-    multiply-adds (where the CPU has them); act is ReLU where relu. Flat arrays; the caller guarantees every
-    index is in bounds."""
+    of them and read at the live ones), x_l = guarded[GUARD + l*plane:] (guard_planes),
+    and a tap that falls off its output row's left or right end counts 0: keep (int32)
+    holds -1 for lane q at keep[q] where its left taps (b = 0) count and at keep[16 + q]
+    where its right taps (b = 2) do, else 0 (tiled_conv fills it from edge_masks); summed
+    in (l, a, b) order with fused multiply-adds (where the CPU has them); act is ReLU where
+    relu. Flat arrays; the caller guarantees every index is in bounds."""
     if not typed((out, guarded, w_tiles, bias), ((live, types.int64), (rows, types.int64), (keep, types.int32))):
         return None
     sig = types.void(out, ldo, guarded, plane, width, nl, live, by_live, w_tiles, w0, rows, r0, nrows, p0, keep, bias,
@@ -159,8 +159,8 @@ def tile_1x1(typingctx, out, ldo, x, plane, live, by_live, nl, w_tiles, w0, rows
     """tile_3x3's tile for a 1 x 1 conv, reading x's planes where they lie: for j < 6 and
     q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
         out[o*ldo + p] = act(bias[o] + sum over l < nl of w_tiles[w0 + c*6 + j] * x[live[l]*plane + p])
-    with c = live[l] if by_live else l, summed in l order with fused multiply-adds (where the CPU has them). Flat arrays; the
-    caller guarantees every index is in bounds."""
+    with c = live[l] if by_live else l, summed in l order with fused multiply-adds (where
+    the CPU has them). Flat arrays; the caller guarantees every index is in bounds."""
     if not typed((out, x, w_tiles, bias), ((live, types.int64), (rows, types.int64))):
         return None
     sig = types.void(out, ldo, x, plane, live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
