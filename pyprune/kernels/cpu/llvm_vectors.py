@@ -12,6 +12,8 @@ Zen 4 host (AVX-512), one thread, SqueezeNet's dense 3 x 3 expands ran at 51-54 
 time (`python bench/profile_layers.py` at 11ff682 and after; bench/README.md). Each lane
 sums the same products in the same order either way: the bits do not change."""
 
+import functools
+
 from llvmlite import ir
 from numba import types
 from numba.core import config as numba_config
@@ -25,9 +27,12 @@ TILE_VEC = ir.VectorType(F32, LANES)  # a register tile's vector (see above)
 TILE_INTS = ir.VectorType(I32, LANES)
 
 
+@functools.cache
 def compiles_avx512():
     """Whether Numba compiles for a CPU with AVX-512F (NUMBA_CPU_FEATURES where set, else
-    the host's): a TILE_VEC is then one register."""
+    the host's): a TILE_VEC is then one register. Asked once per process: LLVM's feature
+    query takes about 0.2 ms, and every conv kernel asks at load; neither answer changes
+    after Numba's import."""
     features = numba_config.CPU_FEATURES if numba_config.CPU_FEATURES is not None else get_host_cpu_features()
     return "+avx512f" in features.split(",")
 
