@@ -90,6 +90,12 @@ POINTWISE_TILE_MAX_ROWS = 64
 # (bench/README.md, thirty-second session).
 POINTWISE_TILE_FULL_ON_AVX512 = True
 
+# A 1 x 1 conv also runs a sample with at least this many active kernels on the tiles over a
+# copy of its live channels in panels of 16 pixels (tile_gemm.pack_panels; 0: never): each
+# panel is read by every tile of kernels, so a copy the prefetchers can follow pays where
+# there are many (SqueezeNet's conv10: 1000 kernels, 253 or 128 live channels gated).
+POINTWISE_PANEL_MIN_ROWS = 240
+
 # The largest batch a session runs as a bound program (bound_program.py), which keeps every
 # step's output for the next call: its Python per run matters least, and its buffers grow,
 # with the batch.

@@ -14,12 +14,12 @@ from ..macs import conv_macs
 from . import blas
 from .base import Act, CpuKernel, c_contiguous, kept
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, GATHER_IN_PARTS, NEVER_CUT, POINTWISE, RELU, ROW_PAD, SHIFTED, \
-    SPLIT_MACS, TILE_FULL, TILED, TILES, TRANSPOSED, conv_plan, finish_part, gather_part, gemm_conv, gemm_rows, \
-    parts_of, prepare_first, prepare_sample, tiles_fit
+from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, GATHER_IN_PARTS, NEVER_CUT, PANEL_MIN_ROWS, POINTWISE, RELU, \
+    ROW_PAD, SHIFTED, SPLIT_MACS, TILE_FULL, TILED, TILES, TRANSPOSED, conv_plan, finish_part, gather_part, gemm_conv, \
+    gemm_rows, parts_of, prepare_first, prepare_sample, tiles_fit
 from .conv_steps import add_bias, scatter_rows
 from .llvm_vectors import compiles_avx512
-from .tile_gemm import ROWS, guarded_size, pack_tiles, tile_count
+from .tile_gemm import ROWS, guarded_size, pack_tiles, panels_size, tile_count
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -96,6 +96,17 @@ class ConvKernel(CpuKernel):
     full_pointwise_tiles = _PlanFlag(TILE_FULL)  # config.POINTWISE_TILE_FULL_ON_AVX512 (bench/ab_flag.py)
 
     @property
+    def pointwise_panels(self):
+        """Whether a 1 x 1 conv on tiles reads many kernels' input as pack_panels' copy
+        (config.POINTWISE_PANEL_MIN_ROWS; bench/ab_flag.py turns it off, or on at that
+        setting)."""
+        return bool(self.conv_plan[PANEL_MIN_ROWS])
+
+    @pointwise_panels.setter
+    def pointwise_panels(self, on):
+        self.conv_plan[PANEL_MIN_ROWS] = config.POINTWISE_PANEL_MIN_ROWS if on else 0
+
+    @property
     def tiles(self):
         """Whether the conv runs on tile_gemm's tiles; it can only where tiles_fit (ab_flag
         turns it off)."""
@@ -143,7 +154,8 @@ class ConvKernel(CpuKernel):
             gather_ratio=config.POINTWISE_GATHER_RATIO, split_macs=config.SPLIT_GEMM_MACS, tiles=self.tiles_fit,
             row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0), tile_max_k=config.POINTWISE_TILE_MAX_K,
             tile_max_rows=config.POINTWISE_TILE_MAX_ROWS,
-            tile_full=config.POINTWISE_TILE_FULL_ON_AVX512 and compiles_avx512())
+            tile_full=config.POINTWISE_TILE_FULL_ON_AVX512 and compiles_avx512(),
+            panel_min_rows=config.POINTWISE_PANEL_MIN_ROWS)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)
@@ -170,8 +182,8 @@ class ConvKernel(CpuKernel):
         k = cg * kh * kw
         if not self.tiles_fit:
             return k * ho * wo, co * k, co * ho * wo
-        guarded = -(-guarded_size(cg, ho, wo) // k) * k  # whole rows of k
-        return max(k * ho * wo, guarded), tile_count(co) * ROWS * k, co * ho * wo
+        copies = max(guarded_size(cg, ho, wo), panels_size(cg, 0, ho * wo))  # guard_planes', pack_panels'
+        return max(k * ho * wo, -(-copies // k) * k), tile_count(co) * ROWS * k, co * ho * wo  # whole rows of k
 
     def use_workspace(self, cols, w, y):
         """Take work buffers as the leading parts of `cols`, `w` and `y` (flat float32). The

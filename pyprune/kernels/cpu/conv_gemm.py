@@ -17,7 +17,7 @@ from numba import njit
 from .blas import sgemm
 from .conv_steps import (add_bias_block, gather_channels, gather_rows, gather_weights, im2col, im2col_shifted,
                          indices_of, scatter_block, zero_inactive_block)
-from .tile_gemm import COLS, guard_planes, guarded_size, pack_tiles, tiled_conv
+from .tile_gemm import COLS, guard_planes, guarded_size, pack_panels, pack_tiles, panels_size, tiled_conv
 
 
 # What prepare_sample left for the GEMM of a sample:
@@ -26,8 +26,8 @@ FULL = 1        # every kernel over every channel: w2 @ cols
 TRANSPOSED = 2  # every kernel, some channels: w_buf as (k, C_out), read transposed
 PARTIAL = 3     # some kernels: w_buf as (na, k), into y, then scattered to their rows
 TILED = 4       # on tile_gemm's tiles: for a 3 x 3 conv cols is guard_planes' copy of x's live channels (a
-                # 1 x 1 reads x itself), w_buf the packed weights of the active kernels over the live
-                # channels (the kernel's w_tiles where all are)
+                # 1 x 1 reads x itself, or pack_panels' copy where packs_panels), w_buf the packed weights
+                # of the active kernels over the live channels (the kernel's w_tiles where all are)
 
 # The conv plan: kernel size, stride, padding (top, left), dilation, output size, then the settings:
 KH, KW, SH, SW, PT, PL, DH, DW, HO, WO = range(10)
@@ -45,15 +45,17 @@ TILE_MAX_K = 19     # a 1 x 1 conv with TILES runs a sample on tiles where it ha
 TILE_MAX_ROWS = 20  # this many active kernels (config.POINTWISE_TILE_MAX_ROWS); else on sgemm
 TILE_FULL = 21      # 1: a 1 x 1 conv with TILES also runs a sample with every channel live and every kernel
                     # active on tiles, whatever its K (config.POINTWISE_TILE_FULL_ON_AVX512)
+PANEL_MIN_ROWS = 22  # a 1 x 1 conv with TILES runs a sample with at least this many active kernels on tiles
+                     # over pack_panels' copy of its live channels (config.POINTWISE_PANEL_MIN_ROWS; 0: never)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tile_full=False):
+              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tile_full=False, panel_min_rows=0):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tile_full], np.int64)
+                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tile_full, panel_min_rows], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -63,6 +65,13 @@ def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
              or (kernel_size == (1, 1) and padding == (0, 0, 0, 0)))
     return (shape and stride == (1, 1) and dilation == (1, 1) and groups == 1
             and out_size[0] * out_size[1] >= COLS)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def packs_panels(kk, na, plan):
+    """Whether a sample with na active kernels, on tiles, reads its input as pack_panels'
+    copy (a 1 x 1 conv whose plan sets PANEL_MIN_ROWS, with at least that many)."""
+    return kk == 1 and 0 < plan[PANEL_MIN_ROWS] <= na
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -119,12 +128,17 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     full_in, full_out = nl == c_in, na == co
     # A 3 x 3 conv with TILES always runs on them; a 1 x 1 only where it pays
     # (config.POINTWISE_TILE_MAX_K, _MAX_ROWS, _FULL): it reads its live planes where they
-    # lie, with no gather and no packing of them as sgemm does.
+    # lie, with no gather and no packing of them as sgemm does; or, over many kernels
+    # (config.POINTWISE_PANEL_MIN_ROWS), a copy of them in panels (pack_panels).
     if plan[TILES] != 0 and (kk == 9 or nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])
-                             or (full_in and full_out and plan[TILE_FULL] != 0)):
+                             or (full_in and full_out and plan[TILE_FULL] != 0) or packs_panels(kk, na, plan)):
         if not full_out:  # else the kernel's w_tiles, packed at load, read at the live channels
             pack_tiles(w2, kk, act_buf[:na], live_buf[:nl], w_buf)
         index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)
+        if packs_panels(kk, na, plan):
+            panels = cols_flat[:panels_size(nl, 0, hw)]
+            pack_panels(x.reshape(c_in, hw), live_buf[:nl], 0, hw, panels)
+            return TILED, na, nl, panels.reshape(1, panels.size)
         if kk == 1:
             return TILED, na, nl, x.reshape(1, x.size)
         guarded = cols_flat[:guarded_size(nl, ho, wo)]
@@ -230,9 +244,10 @@ def finish_part(x, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, pla
     if mode == TILED:  # where a pool takes the epilogue, bias is 0 and relu off
         kk = plan[KH] * plan[KW]
         packed, w_channels = (w_tiles, c_in) if na == co else (w_buf, k // kk)
-        tiled_conv(cols.reshape(cols.size) if kk == 9 else x.reshape(x.size), kk, index_buf[:k // kk], k // kk,
-                   plan[HO], plan[WO], packed, w_channels, act_idx, bias, relu, dst, 0, hw, index_buf[c_in + co:],
-                   part == 1)
+        x_panels = packs_panels(kk, na, plan)
+        tiled_conv(cols.reshape(cols.size) if kk == 9 or x_panels else x.reshape(x.size), kk, index_buf[:k // kk],
+                   k // kk, plan[HO], plan[WO], packed, w_channels, act_idx, bias, relu, dst, 0, hw,
+                   index_buf[c_in + co:], part == 1, x_panels)
         if na < co and part == 0:
             zero_inactive_block(act_idx, written, dst, 0, hw)
         return

@@ -155,32 +155,35 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, live, by_live, w_ti
 
 
 @intrinsic
-def tile_1x1(typingctx, out, ldo, x, plane, live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu):
-    """tile_3x3's tile for a 1 x 1 conv, reading x's planes where they lie: for j < 6 and
-    q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
-        out[o*ldo + p] = act(bias[o] + sum over l < nl of w_tiles[w0 + c*6 + j] * x[live[l]*plane + p])
-    with c = live[l] if by_live else l, summed in l order with fused multiply-adds (where
-    the CPU has them). Flat arrays; the caller guarantees every index is in bounds."""
+def tile_1x1(typingctx, out, ldo, x, x0, plane, live, x_live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias,
+             relu):
+    """tile_3x3's tile for a 1 x 1 conv: for j < 6 and q < 16, with o = rows[r0 + min(j, nrows - 1)]:
+        out[o*ldo + p0 + q] = act(bias[o] + sum over l < nl of w_tiles[w0 + c*6 + j] * x[x0 + i*plane + q])
+    with i = live[l] if x_live else l (x's planes read where they lie, x0 = p0; or a panel
+    of pack_panels' copy, plane = 16) and c = live[l] if by_live else l, summed in l order
+    with fused multiply-adds (where the CPU has them). Flat arrays; the caller guarantees
+    every index is in bounds."""
     if not typed((out, x, w_tiles, bias), ((live, types.int64), (rows, types.int64))):
         return None
-    sig = types.void(out, ldo, x, plane, live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
+    sig = types.void(out, ldo, x, x0, plane, live, x_live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
 
     def codegen(context, builder, signature, args):
         tys = signature.args
         out_p, x_p, live_p, w_p, rows_p, bias_p = (array_data(context, builder, tys[i], args[i])
-                                                   for i in (0, 2, 4, 7, 9, 13))
-        ldo_, plane_, nl_, w0_, r0_, nrows_, p0_ = (context.cast(builder, args[i], tys[i], types.int64)
-                                                    for i in (1, 3, 6, 8, 10, 11, 12))
-        by_live_ = context.cast(builder, args[5], tys[5], types.boolean)
-        relu_ = context.cast(builder, args[14], tys[14], types.boolean)
+                                                   for i in (0, 2, 5, 9, 11, 15))
+        ldo_, x0_, plane_, nl_, w0_, r0_, nrows_, p0_ = (context.cast(builder, args[i], tys[i], types.int64)
+                                                         for i in (1, 3, 4, 8, 10, 12, 13, 14))
+        x_live_, by_live_ = (context.cast(builder, args[i], tys[i], types.boolean) for i in (6, 7))
+        relu_ = context.cast(builder, args[16], tys[16], types.boolean)
         fma = fmuladd(builder)
         out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
-        x_first = builder.gep(x_p, [p0_])
+        x_first = builder.gep(x_p, [x0_])
         w_first = builder.gep(w_p, [w0_])
 
         def channel(builder, l, sums):
             channel = builder.load(builder.gep(live_p, [l]))
-            xv = load16(builder, builder.gep(x_first, [builder.mul(channel, plane_)]))
+            plane_i = builder.select(x_live_, channel, l)
+            xv = load16(builder, builder.gep(x_first, [builder.mul(plane_i, plane_)]))
             c = builder.select(by_live_, channel, l)
             return _fma_row(builder, fma, builder.gep(w_first, [builder.mul(c, I64(ROWS))]), xv, sums)
 
@@ -319,6 +322,37 @@ def guard_planes(x2, live_idx, h, w, out):
             dst[top + uw + k] = src[s0 + k]
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def pack_panels(x2, live_idx, c0, c1, out):
+    """The live channels of x2 (C, H*W) over pixels [c0, c1) as tiled_conv's 1 x 1 tiles
+    read them with x_panels: out[(p*nl + l)*16 + q] = x2[live_idx[l], p0 + q], p0 the first
+    pixel of panel p as tiled_conv places it (the last panel overlaps the one before where
+    16 does not divide c1 - c0).
+    Why: read where they lie, a tile's 16 pixels of each live plane are 64 bytes at an
+    irregular stride, across two cache lines where the plane's width is not a multiple of
+    16, which the prefetchers do not follow from L2; a panel's rows, one after another,
+    they do. Over conv10's 1000 kernels (167 tiles read each panel) that paid for the copy:
+    alone, 0.92x the time at 256 of 512 live channels, 0.84x at 128
+    (`python .exp/t1x1_packx.py`; bench/README.md, thirty-third session)."""
+    nl, panels = live_idx.shape[0], (c1 - c0 + COLS - 1) // COLS
+    src, dst = x2.reshape(x2.size), out.reshape(out.size)
+    hw = np.uint64(x2.shape[1])
+    d = np.uint64(0)
+    for p in range(panels):
+        p0 = np.uint64(min(c0 + p * COLS, c1 - COLS))
+        for li in range(nl):
+            s0 = np.uint64(live_idx[li]) * hw + p0
+            for q in range(np.uint64(COLS)):
+                dst[d + q] = src[s0 + q]
+            d += np.uint64(COLS)
+
+
+@njit(cache=True, nogil=True)
+def panels_size(channels, c0, c1):
+    """Floats of pack_panels' copy of `channels` planes over pixels [c0, c1)."""
+    return (c1 - c0 + COLS - 1) // COLS * COLS * channels
+
+
 # A block of panels reads at most about this much of the input planes: half the Zen 3 host's L2, a quarter
 # of the Zen 4's, where 512 KB measured no better (bench/README.md, thirty-second session).
 BLOCK_BYTES = 256 * 1024
@@ -361,12 +395,13 @@ def edge_masks(w):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, relu, dst, c0, c1, counter,
-               from_back=False):
+               from_back=False, x_panels=False):
     """Output pixels [c0, c1) (c1 - c0 >= 16) of a conv on tiles over nl live channels
     live_idx, for the active kernels act_idx (ascending), into dst (C_out, h*w), with the
     bias and ReLU on the store: kk = 9, a 3 x 3, stride 1, padding 1 conv over `guarded`
     (guard_planes' copy of the live channels); kk = 1, a 1 x 1 conv over x (C_in, h*w)
-    itself, its live channels read where they lie.
+    itself, its live channels read where they lie, or where x_panels over pack_panels'
+    copy of them for [c0, c1).
     w_tiles holds the weights of exactly the kernels act_idx, packed by pack_tiles over
     w_channels input channels: the nl live ones (w_channels == nl), or all C_in of them
     (w_channels > nl: the kernel's weights packed at load, read at the live channels, so
@@ -400,7 +435,10 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, re
             if kk == 9:
                 tile_3x3(out, hw, x_flat, plane, w, nl, live_idx, by_live, w_flat, t * k * ROWS, act_idx, t * ROWS,
                          min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
+            elif x_panels:  # panel p of pack_panels' copy, its live channels' rows one after another
+                tile_1x1(out, hw, x_flat, p * nl * COLS, COLS, live_idx, False, by_live, nl, w_flat, t * k * ROWS,
+                         act_idx, t * ROWS, min(ROWS, na - t * ROWS), p0, bias, relu)
             else:
-                tile_1x1(out, hw, x_flat, plane, live_idx, by_live, nl, w_flat, t * k * ROWS, act_idx, t * ROWS,
-                         min(ROWS, na - t * ROWS), p0, bias, relu)
+                tile_1x1(out, hw, x_flat, p0, plane, live_idx, True, by_live, nl, w_flat, t * k * ROWS, act_idx,
+                         t * ROWS, min(ROWS, na - t * ROWS), p0, bias, relu)
         u = claim_unit(counter, units, from_back)

@@ -9,11 +9,11 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from pyprune import config
-from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PARTIAL, TILED, TRANSPOSED, prepare_sample
+from pyprune.kernels.cpu.conv_gemm import EMPTY, FULL, PANEL_MIN_ROWS, PARTIAL, TILED, TRANSPOSED, prepare_sample
 from pyprune.kernels.cpu.llvm_vectors import compiles_avx512
 from pyprune.kernels.cpu.tile_gemm import (BACK, BLOCK_BYTES, BLOCK_PANELS, COLS, GUARD, ROWS, claim_unit, guard_planes,
-                                           guarded_size, pack_tiles, panel_blocks, tile_count, tile_lanes,
-                                           tiled_conv, work_units)
+                                           guarded_size, pack_panels, pack_tiles, panel_blocks, panels_size,
+                                           tile_count, tile_lanes, tiled_conv, work_units)
 from pyprune.ops.conv import conv2d_reference
 
 from ...helpers import ON_CPU, ON_CPU_PYTHON_GEMM, assert_matches, live_act, make_kernel
@@ -34,11 +34,12 @@ def tile_cases(draw):
                 active=draw(st.lists(st.booleans(), min_size=m, max_size=m)))
 
 
-def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9, packed_for_all=False):
+def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9, packed_for_all=False, x_panels=False):
     """tiled_conv (a 3 x 3 conv for kk = 9, a 1 x 1 for kk = 1) on random data against the
     float64 reference over pixels [c0, c1), run as two threads' shares one after the other,
     writing nothing else; its weights packed for the live channels, or where packed_for_all
-    for all c of them (read at the live ones)."""
+    for all c of them (read at the live ones); a 1 x 1 conv's input read in place, or where
+    x_panels as pack_panels' copy."""
     rng = np.random.default_rng(seed)
     live_idx = np.flatnonzero(live).astype(np.int64)
     act_idx = np.flatnonzero(active).astype(np.int64)
@@ -56,6 +57,9 @@ def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9, packed_for_
     if kk == 9:
         source = np.full(guarded_size(len(live_idx), h, w), np.nan, np.float32)
         guard_planes(x.reshape(c, -1), live_idx, h, w, source)
+    elif x_panels:  # a NaN past the copy's end would show in the output
+        source = np.full(panels_size(len(live_idx), c0, c1) + COLS, np.nan, np.float32)
+        pack_panels(x.reshape(c, -1), live_idx, c0, c1, source)
     else:  # read where it lies, dead planes and all
         source = x.reshape(-1)
     dst = np.full((m, h * w), np.nan, np.float32)
@@ -66,9 +70,9 @@ def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9, packed_for_
     counter = np.array([units - taken], np.int64)
     args = (source, kk, live_idx, len(live_idx), h, w, w_tiles, len(packed_idx), act_idx, bias, relu, dst, c0, c1,
             counter)
-    tiled_conv(*args, True)
+    tiled_conv(*args, True, x_panels)
     counter[0] = taken * BACK
-    tiled_conv(*args)
+    tiled_conv(*args, False, x_panels)
 
     x_live = np.zeros_like(x)
     x_live[live_idx] = x[live_idx]
@@ -105,6 +109,30 @@ def test_tiles_read_weights_packed_for_every_channel_at_the_live_ones(case, kk):
     _check_tiles(**case, kk=kk, packed_for_all=True)
 
 
+@settings(max_examples=80, deadline=None)
+@given(case=tile_cases(), packed_for_all=st.booleans())
+def test_pointwise_tiles_read_live_planes_packed_in_panels_and_match_the_reference(case, packed_for_all):
+    """A 1 x 1 conv over pack_panels' copy of its live channels: the same sums as in place,
+    with the weights packed for the live channels or for all of them."""
+    _check_tiles(**case, kk=1, packed_for_all=packed_for_all, x_panels=True)
+
+
+@pytest.mark.parametrize("c0, c1", [(0, 37), (5, 40), (0, 16)])
+def test_panels_hold_each_panel_of_the_live_planes_one_after_another(c0, c1):
+    """out[(p*nl + l)*16 + q] = x[live[l], p0 + q], the last panel ending at c1 (overlapping
+    the one before where 16 does not divide c1 - c0), nothing written past the copy."""
+    x = np.arange(7 * 40, dtype=np.float32).reshape(7, 40)
+    live = np.array([1, 4, 5], np.int64)
+    out = np.full(panels_size(3, c0, c1) + 5, -1.0, np.float32)
+    pack_panels(x, live, c0, c1, out)
+    panels = -(-(c1 - c0) // COLS)
+    for p in range(panels):
+        p0 = min(c0 + p * COLS, c1 - COLS)
+        for li, ch in enumerate(live):
+            np.testing.assert_array_equal(out[(p * 3 + li) * COLS:][:COLS], x[ch, p0:p0 + COLS])
+    assert (out[panels * 3 * COLS:] == -1.0).all()
+
+
 @pytest.mark.parametrize("c0, c1", [(0, 400), (37, 391)])
 def test_tiles_over_many_channels_run_in_blocks_of_panels_and_match_the_reference(c0, c1):
     """300 live channels of 20 x 20: a block's input rows fit BLOCK_BYTES in 11 panels, so
@@ -115,6 +143,8 @@ def test_tiles_over_many_channels_run_in_blocks_of_panels_and_match_the_referenc
     assert panel_blocks(1000, 0, 25) == 4  # a 1 x 1 conv's block: no rows above and below
     _check_tiles(20, 20, 1000, 13, c0, c1, False, c0 + 6, list(rng.random(1000) < 0.8), list(rng.random(13) < 0.7),
                  kk=1)
+    _check_tiles(20, 20, 1000, 13, c0, c1, True, c0 + 7, list(rng.random(1000) < 0.8), list(rng.random(13) < 0.7),
+                 kk=1, x_panels=True)
 
 
 def test_panel_blocks_keep_a_block_of_input_rows_within_the_budget():
@@ -284,6 +314,58 @@ def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_ba
     active[:, 2] = True
     active[1] = True
     x = live_act(rng.normal(size=(n, c, 6, 7)), live)
+    out = np.full((n, 13, 6, 7), 7.0, np.float32)
+    got = kernel.convolve(x, active, out).copy()
+    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    assert_matches(got, want * active[:, :, None, None])
+    assert not got[~active].any()
+    alone = np.concatenate([kernel.convolve(live_act(x.data[i:i + 1], live[i:i + 1]), active[i:i + 1],
+                                            np.full((1, 13, 6, 7), 7.0, np.float32)) for i in range(n)])
+    np.testing.assert_array_equal(got, alone)
+
+
+def test_a_pointwise_conv_over_many_kernels_takes_tiles_over_its_channels_in_panels():
+    """Where at least POINTWISE_PANEL_MIN_ROWS kernels are active, a 1 x 1 conv runs a
+    sample on tiles over pack_panels' copy, whatever its live channels (the GEMM modes
+    otherwise, here); with pointwise_panels off, the GEMM modes come back."""
+    rows, most = config.POINTWISE_PANEL_MIN_ROWS, config.POINTWISE_TILE_MAX_K
+    assert rows > config.POINTWISE_TILE_MAX_ROWS
+    c, co = 3 * most, rows + 1
+    kernel, _, rng = _kernel(c, co, 5, 5, side=1)
+    assert kernel.pointwise_panels and kernel.conv_plan[PANEL_MIN_ROWS] == rows
+    kernel.full_pointwise_tiles = False
+    x = rng.normal(size=(c, 5, 5)).astype(np.float32)
+    args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
+            kernel.w_buf)
+    every_in, some_in = np.ones(c, bool), np.arange(c) % 3 != 0
+    many, fewer = np.arange(co) != 3, np.arange(co) > 1  # rows and rows - 1 active
+    for live, active, mode in ((every_in, many, TILED), (some_in, many, TILED), (every_in, fewer, PARTIAL),
+                               (some_in, np.ones(co, bool), TILED)):
+        got, _, k, cols = prepare_sample(x, live, active, *args)
+        assert got == mode
+        if mode == TILED:
+            nl = live.sum()
+            assert k == nl and cols.size == panels_size(nl, 0, 25)
+            np.testing.assert_array_equal(cols.reshape(-1)[COLS:2 * COLS], x[np.flatnonzero(live)[1]].reshape(-1)[:16])
+    kernel.pointwise_panels = False
+    assert prepare_sample(x, some_in, many, *args)[0] == PARTIAL
+
+
+@pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
+def test_pointwise_convs_on_panels_match_the_reference_alone_and_in_a_batch(on, monkeypatch):
+    """With POINTWISE_PANEL_MIN_ROWS at 8 of 13 kernels, some samples run over panels
+    (every kernel active, or 8-12 of them), the others on the tiles in place or sgemm;
+    inactive kernels stay zero and a sample's bits do not depend on its batch."""
+    monkeypatch.setattr(config, "POINTWISE_PANEL_MIN_ROWS", 8)
+    kernel, weights, rng = _kernel(50, 13, 6, 7, on, side=1)
+    n = 5
+    live = rng.random((n, 50)) < 0.7
+    live[0] = True
+    active = np.ones((n, 13), bool)
+    active[1, [2, 5]] = False  # 11 active: panels, weights packed per call
+    active[2, :7] = False  # 6: in place or sgemm
+    active[4, ::2] = False  # 6
+    x = live_act(rng.normal(size=(n, 50, 6, 7)), live)
     out = np.full((n, 13, 6, 7), 7.0, np.float32)
     got = kernel.convolve(x, active, out).copy()
     want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
