@@ -15,7 +15,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py bind_calls --rounds 20 --block 8
     python bench/ab_flag.py gather_in_parts --threads 2 --rounds 20 --block 8
     python bench/ab_flag.py pointwise_tiles --rounds 20 --block 8
-    python bench/ab_flag.py full_pointwise_tiles --rounds 20 --block 8
+    python bench/ab_flag.py pointwise_tiles_always --rounds 20 --block 8
     python bench/ab_flag.py pointwise_panels --rounds 20 --block 8
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
@@ -35,9 +35,9 @@ likewise) and `row_pad` (a GEMM over some kernels padded with zero rows to a mul
 GEMM's two parts gathering the live channels or weights it alone reads,
 conv_gemm.gather_part, against the calling thread gathering all of them before the
 parts), `pointwise_tiles` (1 x 1 convs on the register tiles, their input read in place,
-config.POINTWISE_TILE_MAX_K, against sgemm), `full_pointwise_tiles` (where Numba compiles
-for AVX-512, 1 x 1 convs with every channel live and every kernel active on the tiles
-whatever their channel count, config.POINTWISE_TILE_FULL_ON_AVX512, against the limits
+config.POINTWISE_TILE_MAX_K, against sgemm), `pointwise_tiles_always` (where Numba
+compiles for AVX-512, every 1 x 1 conv on the tiles whatever its live channels and active
+kernels, config.POINTWISE_TILES_ALWAYS_ON_AVX512, against the limits
 alone; turned on here even where Numba does not compile for AVX-512), `pointwise_panels`
 (1 x 1 convs over many kernels on the tiles over a copy of their live channels in panels,
 config.POINTWISE_PANEL_MIN_ROWS, against sgemm or the tiles reading them in place).
@@ -62,8 +62,8 @@ from pyprune.kernels.cpu.fire import FireKernel  # noqa: E402
 
 SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles",
             "fuse_fire_modules", "paired_call", "row_pad", "bind_calls", "gather_in_parts", "pointwise_tiles",
-            "full_pointwise_tiles", "pointwise_panels")
-FORCED_ON = ("full_pointwise_tiles",)  # on in the "on" session even where the host's default leaves it off
+            "pointwise_tiles_always", "pointwise_panels")
+FORCED_ON = ("pointwise_tiles_always",)  # on in the "on" session even where the host's default leaves it off
 SESSION_SWITCHES = ("fuse_fire_modules", "bind_calls")  # attributes of the Session, not of its kernels
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 

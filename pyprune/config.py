@@ -78,22 +78,28 @@ TILE_CONVS = True
 POINTWISE_TILE_MAX_K = 32
 POINTWISE_TILE_MAX_ROWS = 64
 
-# Where Numba compiles for AVX-512, a 1 x 1 conv also runs a sample with every channel live
-# and every kernel active on the tiles, whatever its channel count (on the weights packed
-# at load: nothing is packed per call). On the AMD EPYC Zen 4 host, one thread: SqueezeNet
-# dense 0.95x (conv10 1.82 against 2.01 ms), gated 0.99-1.00x, MNIST 1.00x
-# (`python bench/ab_flag.py full_pointwise_tiles --rounds 20 --block 8`); the same with
-# Numba compiling for AVX2 only and OpenBLAS on its Haswell kernels (NUMBA_CPU_NAME=haswell,
-# NUMBA_CPU_FEATURES=+avx,+avx2,+fma,..., OPENBLAS_CORETYPE=Haswell), dense 1.05x. Gated
-# conv10 (some channels dead, every kernel active) on tiles, its weights read at the live
-# channels, took 1.03x gated 50% and 1.18x at 25% in that layer, so it stays on sgemm
-# (bench/README.md, thirty-second session).
-POINTWISE_TILE_FULL_ON_AVX512 = True
+# Where Numba compiles for AVX-512 (its 16-float tiles run at about sgemm's rate), a 1 x 1
+# conv runs every sample on the tiles, whatever its live channels and active kernels; the
+# limits above hold elsewhere. On the AMD EPYC Zen 4 host, one thread, against the limits
+# with POINTWISE_PANEL_MIN_ROWS (`python bench/ab_flag.py pointwise_tiles_always --rounds 20
+# --block 8`): SqueezeNet dense 1.00x, gated 50% 0.99x, gated 25% 0.98x, MNIST 1.00x; the
+# gated fire2/squeeze (every input channel live, 9 of 16 kernels active) 0.117 -> 0.087 ms.
+# Built for AVX2 only on that host (NUMBA_CPU_NAME=haswell, NUMBA_CPU_FEATURES=+avx,+avx2,
+# +fma,..., OPENBLAS_CORETYPE=Haswell): gated 50% 0.97x but 25% 1.05x, so not there. Before
+# the panels, every 1 x 1 conv on tiles made gated 1.075x (conv10 in place; bench/README.md,
+# thirty-second and thirty-third sessions).
+POINTWISE_TILES_ALWAYS_ON_AVX512 = True
 
-# A 1 x 1 conv also runs a sample with at least this many active kernels on the tiles over a
-# copy of its live channels in panels of 16 pixels (tile_gemm.pack_panels; 0: never): each
-# panel is read by every tile of kernels, so a copy the prefetchers can follow pays where
-# there are many (SqueezeNet's conv10: 1000 kernels, 253 or 128 live channels gated).
+# A 1 x 1 conv runs a sample with at least this many active kernels on the tiles over a copy
+# of its live channels in panels of 16 pixels (tile_gemm.pack_panels; 0: never), rather than
+# on sgemm or reading them in place: every tile of kernels reads each panel, so a copy that
+# the prefetchers follow pays where there are many (SqueezeNet's conv10: 1000 kernels, about
+# 253 or 128 of its 512 channels live gated). On the Zen 4 host, one thread (`python
+# bench/ab_flag.py pointwise_panels --rounds 20 --block 8`): gated 50% 0.95x, gated 25%
+# 0.97x, dense and MNIST 1.00x; built for AVX2 only, 0.99x dense and 1.01x gated. Alone,
+# conv10's shape with 128-384 live channels, the copy included: 0.84-0.89x the time in
+# place; SqueezeNet's 1 x 1 shapes of 16-64 kernels: 1.0-1.6x, their copy read by a few
+# tiles only (bench/README.md, thirty-third session).
 POINTWISE_PANEL_MIN_ROWS = 240
 
 # The largest batch a session runs as a bound program (bound_program.py), which keeps every

@@ -43,19 +43,19 @@ GATHER_IN_PARTS = 18  # 1: each part of a GEMM gathers its share (gather_part); 
 TILE_MAX_K = 19     # a 1 x 1 conv with TILES runs a sample on tiles where it has at most this many live
                     # channels (config.POINTWISE_TILE_MAX_K), or a dead channel and at most
 TILE_MAX_ROWS = 20  # this many active kernels (config.POINTWISE_TILE_MAX_ROWS); else on sgemm
-TILE_FULL = 21      # 1: a 1 x 1 conv with TILES also runs a sample with every channel live and every kernel
-                    # active on tiles, whatever its K (config.POINTWISE_TILE_FULL_ON_AVX512)
+TILE_ALWAYS = 21    # 1: a 1 x 1 conv with TILES runs every sample on tiles, whatever its live channels and
+                    # active kernels (config.POINTWISE_TILES_ALWAYS_ON_AVX512)
 PANEL_MIN_ROWS = 22  # a 1 x 1 conv with TILES runs a sample with at least this many active kernels on tiles
                      # over pack_panels' copy of its live channels (config.POINTWISE_PANEL_MIN_ROWS; 0: never)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tile_full=False, panel_min_rows=0):
+              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tiles_always=False, panel_min_rows=0):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tile_full, panel_min_rows], np.int64)
+                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tiles_always, panel_min_rows], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -126,12 +126,12 @@ def prepare_sample(x, live, active, w2, w2_t, plan, index_buf, cols_flat, w_buf)
     if na == 0 or nl == 0:
         return EMPTY, na, 0, cols_flat[:0].reshape(0, hw)
     full_in, full_out = nl == c_in, na == co
-    # A 3 x 3 conv with TILES always runs on them; a 1 x 1 only where it pays
-    # (config.POINTWISE_TILE_MAX_K, _MAX_ROWS, _FULL): it reads its live planes where they
-    # lie, with no gather and no packing of them as sgemm does; or, over many kernels
-    # (config.POINTWISE_PANEL_MIN_ROWS), a copy of them in panels (pack_panels).
-    if plan[TILES] != 0 and (kk == 9 or nl <= plan[TILE_MAX_K] or (not full_in and na <= plan[TILE_MAX_ROWS])
-                             or (full_in and full_out and plan[TILE_FULL] != 0) or packs_panels(kk, na, plan)):
+    # A 3 x 3 conv with TILES always runs on them; a 1 x 1 where it pays (config.POINTWISE_TILE_MAX_K,
+    # _MAX_ROWS, _PANEL_MIN_ROWS; always on AVX-512, config.POINTWISE_TILES_ALWAYS_ON_AVX512): it
+    # reads its live planes where they lie, with no gather and no packing of them as sgemm
+    # does, or over many kernels a copy of them in panels (pack_panels).
+    if plan[TILES] != 0 and (kk == 9 or plan[TILE_ALWAYS] != 0 or nl <= plan[TILE_MAX_K]
+                             or (not full_in and na <= plan[TILE_MAX_ROWS]) or packs_panels(kk, na, plan)):
         if not full_out:  # else the kernel's w_tiles, packed at load, read at the live channels
             pack_tiles(w2, kk, act_buf[:na], live_buf[:nl], w_buf)
         index_buf[c_in + co] = 0  # the units of work claimed (tiled_conv)

@@ -331,9 +331,10 @@ def pack_panels(x2, live_idx, c0, c1, out):
     Why: read where they lie, a tile's 16 pixels of each live plane are 64 bytes at an
     irregular stride, across two cache lines where the plane's width is not a multiple of
     16, which the prefetchers do not follow from L2; a panel's rows, one after another,
-    they do. Over conv10's 1000 kernels (167 tiles read each panel) that paid for the copy:
-    alone, 0.92x the time at 256 of 512 live channels, 0.84x at 128
-    (`python .exp/t1x1_packx.py`; bench/README.md, thirty-third session)."""
+    they do. Over conv10's 1000 kernels (167 tiles read each panel) that pays for the copy:
+    alone, with the copy, 0.89x the time in place at 384 or 256 of 512 live channels, 0.84x
+    at 128, 0.97x at all 512; over 16-64 kernels, 1.0-1.6x (bench/README.md, thirty-third
+    session)."""
     nl, panels = live_idx.shape[0], (c1 - c0 + COLS - 1) // COLS
     src, dst = x2.reshape(x2.size), out.reshape(out.size)
     hw = np.uint64(x2.shape[1])

@@ -272,24 +272,26 @@ def test_a_fitting_conv_takes_tiles_for_every_sample_with_work():
     assert modes == [FULL, TRANSPOSED, PARTIAL]
 
 
-@pytest.mark.parametrize("full", [False, True])
-def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_few_kernels(full):
+@pytest.mark.parametrize("always", [False, True])
+def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_few_kernels(always):
     """A 1 x 1 conv runs a sample on tiles where at most POINTWISE_TILE_MAX_K of its
     channels are live, or where one is dead and at most POINTWISE_TILE_MAX_ROWS kernels
-    are active, or with full_pointwise_tiles where every channel is live and every kernel
-    active; else the GEMM modes. The kernel takes full_pointwise_tiles from the config
-    where Numba compiles for AVX-512."""
+    are active, else on the GEMM modes; with pointwise_tiles_always, every sample on tiles.
+    The kernel takes pointwise_tiles_always from the config where Numba compiles for
+    AVX-512."""
     most, rows = config.POINTWISE_TILE_MAX_K, config.POINTWISE_TILE_MAX_ROWS
     c, co = 3 * most, rows + 1
     kernel, _, rng = _kernel(c, co, 5, 5, side=1)
     assert kernel.tiles_fit and kernel.pointwise_tiles
-    assert kernel.full_pointwise_tiles == (config.POINTWISE_TILE_FULL_ON_AVX512 and compiles_avx512())
-    kernel.full_pointwise_tiles = full
+    assert kernel.pointwise_tiles_always == (config.POINTWISE_TILES_ALWAYS_ON_AVX512 and compiles_avx512())
+    kernel.pointwise_tiles_always = always
     x = rng.normal(size=(c, 5, 5)).astype(np.float32)
     args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
             kernel.w_buf)
     every_out, most_out = np.ones(co, bool), np.arange(co) != 3  # rows + 1 and rows active
-    for live_count, modes in ((c, (TILED if full else FULL, PARTIAL)), (most + 1, (TRANSPOSED, TILED)),
+    gemm = not always  # the first two rows of samples on the GEMM modes, else on tiles
+    for live_count, modes in ((c, (FULL, PARTIAL) if gemm else (TILED, TILED)),
+                              (most + 1, (TRANSPOSED, TILED) if gemm else (TILED, TILED)),
                               (most, (TILED, TILED)), (1, (TILED, TILED))):
         live = np.arange(c) < live_count
         assert (prepare_sample(x, live, every_out, *args)[0], prepare_sample(x, live, most_out, *args)[0]) == modes
@@ -299,13 +301,13 @@ def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_fe
 
 @pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
 @pytest.mark.parametrize("c", [7, 70])
-@pytest.mark.parametrize("full", [False, True], ids=["dense-on-sgemm", "dense-on-tiles"])
-def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_batch(on, c, full):
+@pytest.mark.parametrize("always", [False, True], ids=["limits", "always-tiles"])
+def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_batch(on, c, always):
     """7 channels: every sample on tiles; 70: the dense sample on sgemm (on tiles with
-    full_pointwise_tiles), the others on tiles (13 kernels); the bits of a sample do not
+    pointwise_tiles_always), the others on tiles (13 kernels); the bits of a sample do not
     depend on the batch around it."""
     kernel, weights, rng = _kernel(c, 13, 6, 7, on, side=1)
-    kernel.full_pointwise_tiles = full
+    kernel.pointwise_tiles_always = always
     n = 4
     live = rng.random((n, c)) < 0.7
     live[0] = True
@@ -333,7 +335,7 @@ def test_a_pointwise_conv_over_many_kernels_takes_tiles_over_its_channels_in_pan
     c, co = 3 * most, rows + 1
     kernel, _, rng = _kernel(c, co, 5, 5, side=1)
     assert kernel.pointwise_panels and kernel.conv_plan[PANEL_MIN_ROWS] == rows
-    kernel.full_pointwise_tiles = False
+    kernel.pointwise_tiles_always = False
     x = rng.normal(size=(c, 5, 5)).astype(np.float32)
     args = (kernel.w2, kernel.w2.T.copy(), kernel.conv_plan, kernel.index_buf, kernel.cols_buf.reshape(-1),
             kernel.w_buf)
