@@ -41,16 +41,34 @@ COLS = LANES    # pixels per tile: one TILE_VEC
 GUARD = 16      # zeros before the first guarded plane and after the last: the masked lanes' reads stay inside
 
 
-def _tile_rows(builder, rows_p, r0_, nrows_):
-    """The output rows of a tile: rows[r0 + min(j, nrows - 1)] for j < ROWS (a tile of fewer
-    rows repeats its last one)."""
-    top = builder.sub(nrows_, I64(1))
-    return [builder.load(builder.gep(rows_p, [builder.add(r0_, builder.select(
-        builder.icmp_signed("<", I64(j), top), I64(j), top))])) for j in range(ROWS)]
+def _by_row_count(builder, nrows_, emit):
+    """emit(builder, r) for the tile's r = nrows rows (1 to ROWS; ROWS for any other value),
+    each count its own copy of the tile's code.
+    Why: a last tile of kernels with fewer than ROWS active ones repeated its last row,
+    computing up to 5 rows of 6 for nothing: 9 active kernels of a squeeze took 12 rows'
+    work (bench/README.md, thirty-third session)."""
+    done = builder.append_basic_block("tile_done")
+    cases = [builder.append_basic_block(f"tile_rows{r}") for r in range(1, ROWS + 1)]
+    switch = builder.switch(nrows_, cases[-1])
+    for r, block in enumerate(cases, 1):
+        if r < ROWS:
+            switch.add_case(I64(r), block)
+        builder.position_at_end(block)
+        emit(builder, r)
+        builder.branch(done)
+    builder.position_at_end(done)
 
 
-def _accumulate(builder, count, body):
-    """The tile's k loop: ROWS accumulators, zero at first, carried through `count`
+def _tile_rows(builder, rows_p, r0_, count, nrows_=None):
+    """The output rows of a tile of `count` rows: rows[r0 + j] for j < count, or where nrows
+    is given, rows[r0 + min(j, nrows - 1)] (a tile of fewer rows repeats its last one)."""
+    top = None if nrows_ is None else builder.sub(nrows_, I64(1))
+    return [builder.load(builder.gep(rows_p, [builder.add(r0_, I64(j) if top is None else builder.select(
+        builder.icmp_signed("<", I64(j), top), I64(j), top))])) for j in range(count)]
+
+
+def _accumulate(builder, count, body, rows=ROWS):
+    """The tile's k loop: `rows` accumulators, zero at first, carried through `count`
     iterations of body(builder, k, sums) -> sums (no iteration where count <= 0); returns
     the totals."""
     zero = ir.Constant(TILE_VEC, [0.0] * COLS)
@@ -62,7 +80,7 @@ def _accumulate(builder, count, body):
     k = builder.phi(I64)
     k.add_incoming(I64(0), entry)
     acc = []
-    for _ in range(ROWS):
+    for _ in range(rows):
         phi = builder.phi(TILE_VEC)
         phi.add_incoming(zero, entry)
         acc.append(phi)
@@ -85,7 +103,7 @@ def _accumulate(builder, count, body):
 
 def _fma_row(builder, fma, w_first, xv, sums):
     """sums[j] += w_first[j] * xv for the tile's rows j: one tap of one k."""
-    for j in range(ROWS):
+    for j in range(len(sums)):
         wv = splat(builder, builder.load(builder.gep(w_first, [I64(j)])), TILE_VEC)
         sums[j] = builder.call(fma, [wv, xv, sums[j]])
     return sums
@@ -94,7 +112,7 @@ def _fma_row(builder, fma, w_first, xv, sums):
 def _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_):
     """out[o_j*ldo + p0 + q] = act(totals[j, q] + bias[o_j]), act the ReLU where relu."""
     plain = no_relu(builder, relu_)
-    for j in range(ROWS):
+    for j in range(len(totals)):
         b = splat(builder, builder.load(builder.gep(bias_p, [out_rows[j]])), TILE_VEC)
         dst = builder.gep(out_p, [builder.add(builder.mul(out_rows[j], ldo_), p0_)])
         store_act(builder, builder.fadd(totals[j], b), dst, plain)
@@ -103,7 +121,7 @@ def _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_):
 @intrinsic
 def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, live, by_live, w_tiles, w0, rows, r0, nrows, p0, keep,
              bias, relu):
-    """For j < 6 and q < 16, with o = rows[r0 + min(j, nrows - 1)] and p = p0 + q:
+    """For j < nrows (1 to 6) and q < 16, with o = rows[r0 + j] and p = p0 + q:
         out[o*ldo + p] = act(bias[o] + sum over l < nl, taps (a, b) of
                              w_tiles[w0 + ((9c + 3a + b)*6 + j)] * x_l[p + a*width + b - 1])
     where c = live[l] if by_live else l (weights packed for the live channels, or for all
@@ -127,7 +145,6 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, live, by_live, w_ti
         by_live_ = context.cast(builder, args[7], tys[7], types.boolean)
         relu_ = context.cast(builder, args[16], tys[16], types.boolean)
         fma = fmuladd(builder)
-        out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
         keep_p = builder.bitcast(keep_p, TILE_INTS.as_pointer())
         keep_left, keep_right = (builder.load(builder.gep(keep_p, [I64(v)]), align=4) for v in range(2))
         # Tap (a, b) of pixel p0 sits at x + p0 + a*width + b - 1 (GUARD floats before plane 0).
@@ -147,8 +164,11 @@ def tile_3x3(typingctx, out, ldo, guarded, plane, width, nl, live, by_live, w_ti
                 sums = _fma_row(builder, fma, builder.gep(w_channel, [I64(tap * ROWS)]), xv, sums)
             return sums
 
-        totals = _accumulate(builder, nl_, channel)
-        _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_)
+        def rows_of(builder, r):
+            totals = _accumulate(builder, nl_, channel, r)
+            _store_tile(builder, totals, out_p, _tile_rows(builder, rows_p, r0_, r), ldo_, p0_, bias_p, relu_)
+
+        _by_row_count(builder, nrows_, rows_of)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -161,8 +181,11 @@ def tile_1x1(typingctx, out, ldo, x, x0, plane, live, x_live, by_live, nl, w_til
         out[o*ldo + p0 + q] = act(bias[o] + sum over l < nl of w_tiles[w0 + c*6 + j] * x[x0 + i*plane + q])
     with i = live[l] if x_live else l (x's planes read where they lie, x0 = p0; or a panel
     of pack_panels' copy, plane = 16) and c = live[l] if by_live else l, summed in l order
-    with fused multiply-adds (where the CPU has them). Flat arrays; the caller guarantees
-    every index is in bounds."""
+    with fused multiply-adds (where the CPU has them); a tile of fewer than 6 rows computes
+    its last one again for the others (one loop for every count: copies per count, as
+    tile_3x3 has, took LLVM over its budget for unswitching x_live and by_live out of the
+    loop, and the tile ran 1.07x slower; bench/README.md, thirty-third session). Flat
+    arrays; the caller guarantees every index is in bounds."""
     if not typed((out, x, w_tiles, bias), ((live, types.int64), (rows, types.int64))):
         return None
     sig = types.void(out, ldo, x, x0, plane, live, x_live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
@@ -176,7 +199,6 @@ def tile_1x1(typingctx, out, ldo, x, x0, plane, live, x_live, by_live, nl, w_til
         x_live_, by_live_ = (context.cast(builder, args[i], tys[i], types.boolean) for i in (6, 7))
         relu_ = context.cast(builder, args[16], tys[16], types.boolean)
         fma = fmuladd(builder)
-        out_rows = _tile_rows(builder, rows_p, r0_, nrows_)
         x_first = builder.gep(x_p, [x0_])
         w_first = builder.gep(w_p, [w0_])
 
@@ -187,6 +209,7 @@ def tile_1x1(typingctx, out, ldo, x, x0, plane, live, x_live, by_live, nl, w_til
             c = builder.select(by_live_, channel, l)
             return _fma_row(builder, fma, builder.gep(w_first, [builder.mul(c, I64(ROWS))]), xv, sums)
 
+        out_rows = _tile_rows(builder, rows_p, r0_, ROWS, nrows_)
         totals = _accumulate(builder, nl_, channel)
         _store_tile(builder, totals, out_p, out_rows, ldo_, p0_, bias_p, relu_)
         return context.get_dummy_value()
@@ -263,7 +286,7 @@ def claim_unit(counter, units, from_back):
 
 
 def tile_count(rows):
-    """Tiles of ROWS channels that cover `rows` channels (the last may repeat its last row)."""
+    """Tiles of ROWS channels that cover `rows` channels (the last may hold fewer)."""
     return -(-rows // ROWS)
 
 
@@ -278,7 +301,7 @@ def pack_tiles(w2, kk, act_idx, live_idx, out):
     """The weights of kernels act_idx over channels live_idx as tile_3x3 reads them:
     out[(t*K + l*kk + q)*6 + j] = w2[act_idx[min(6t + j, na - 1)], live_idx[l]*kk + q] with
     K = len(live_idx) * kk, each tile's K x 6 block contiguous (a last tile of fewer kernels
-    repeats its last one). w2 is (C_out, C_in * kk). Written in order, six rows' values per
+    repeats its last one, which the tiles do not read). w2 is (C_out, C_in * kk). Written in order, six rows' values per
     tap: 0.66-0.92x the time of a loop over each row's taps, which stored at a stride of 6
     (SqueezeNet's gated expand3x3 shapes, warm; `.exp/pack_ab.py`)."""
     na, nl = act_idx.shape[0], live_idx.shape[0]
@@ -421,25 +444,53 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, re
     1 thread 0.966x dense, 0.988x gated 50%, 0.990x gated 25% (bench/README.md,
     twenty-fifth session)."""
     na, hw = act_idx.shape[0], dst.shape[1]
-    plane, k, by_live = (h + 2) * w if kk == 9 else hw, w_channels * kk, w_channels != nl
+    k, by_live = w_channels * kk, w_channels != nl
     out, w_flat, x_flat = dst.reshape(dst.size), w_tiles.reshape(w_tiles.size), x.reshape(x.size)
-    tiles = (na + ROWS - 1) // ROWS
     panels = (c1 - c0 + COLS - 1) // COLS
-    keep = edge_masks(w if kk == 9 else 1)
     per_block = panel_blocks(nl, w if kk == 9 else 0, panels)
     units = work_units(nl, w if kk == 9 else 0, na, c0, c1)
+    # Two functions, each with its own loops: with tile_3x3's copies per row count in the
+    # same function, LLVM no longer unswitched tile_1x1's loop and it ran 1.07x slower.
+    if kk == 9:
+        _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels,
+                   per_block, units, counter, from_back)
+    else:
+        _units_1x1(out, hw, x_flat, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
+                   units, counter, from_back, x_panels)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
+               units, counter, from_back):
+    """tiled_conv's units of work that this thread claims, for a 3 x 3 conv."""
+    na, plane = act_idx.shape[0], hw + 2 * w
+    tiles = (na + ROWS - 1) // ROWS
+    keep = edge_masks(w)
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
         for p in range(b * per_block, min((b + 1) * per_block, panels)):
             p0 = min(c0 + p * COLS, c1 - COLS)
-            if kk == 9:
-                tile_3x3(out, hw, x_flat, plane, w, nl, live_idx, by_live, w_flat, t * k * ROWS, act_idx, t * ROWS,
-                         min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
-            elif x_panels:  # panel p of pack_panels' copy, its live channels' rows one after another
+            tile_3x3(out, hw, x_flat, plane, w, nl, live_idx, by_live, w_flat, t * k * ROWS, act_idx, t * ROWS,
+                     min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
+        u = claim_unit(counter, units, from_back)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _units_1x1(out, hw, x_flat, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
+               units, counter, from_back, x_panels):
+    """tiled_conv's units of work that this thread claims, for a 1 x 1 conv."""
+    na = act_idx.shape[0]
+    tiles = (na + ROWS - 1) // ROWS
+    u = claim_unit(counter, units, from_back)
+    while u >= 0:
+        b, t = u // tiles, u % tiles
+        for p in range(b * per_block, min((b + 1) * per_block, panels)):
+            p0 = min(c0 + p * COLS, c1 - COLS)
+            if x_panels:  # panel p of pack_panels' copy, its live channels' rows one after another
                 tile_1x1(out, hw, x_flat, p * nl * COLS, COLS, live_idx, False, by_live, nl, w_flat, t * k * ROWS,
                          act_idx, t * ROWS, min(ROWS, na - t * ROWS), p0, bias, relu)
             else:
-                tile_1x1(out, hw, x_flat, p0, plane, live_idx, True, by_live, nl, w_flat, t * k * ROWS, act_idx,
+                tile_1x1(out, hw, x_flat, p0, hw, live_idx, True, by_live, nl, w_flat, t * k * ROWS, act_idx,
                          t * ROWS, min(ROWS, na - t * ROWS), p0, bias, relu)
         u = claim_unit(counter, units, from_back)
