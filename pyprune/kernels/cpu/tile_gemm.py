@@ -182,10 +182,12 @@ def tile_1x1(typingctx, out, ldo, x, x0, plane, live, x_live, by_live, nl, w_til
     with i = live[l] if x_live else l (x's planes read where they lie, x0 = p0; or a panel
     of pack_panels' copy, plane = 16) and c = live[l] if by_live else l, summed in l order
     with fused multiply-adds (where the CPU has them); a tile of fewer than 6 rows computes
-    its last one again for the others (one loop for every count: copies per count, as
-    tile_3x3 has, took LLVM over its budget for unswitching x_live and by_live out of the
-    loop, and the tile ran 1.07x slower; bench/README.md, thirty-third session). Flat
-    arrays; the caller guarantees every index is in bounds."""
+    its last one again for the others. One loop for every row count: copies per count, as
+    tile_3x3 has, made the 6-row loop 1.07x slower in the same function (LLVM no longer
+    unswitched x_live and by_live out of it), and in a function of their own gained
+    nothing on SqueezeNet's 1 x 1 shapes, whose tiles wait on reading x, not on their
+    FMAs (bench/README.md, thirty-third session). Flat arrays; the caller guarantees every
+    index is in bounds."""
     if not typed((out, x, w_tiles, bias), ((live, types.int64), (rows, types.int64))):
         return None
     sig = types.void(out, ldo, x, x0, plane, live, x_live, by_live, nl, w_tiles, w0, rows, r0, nrows, p0, bias, relu)
