@@ -17,6 +17,7 @@ the same load on this shared machine) over a stream of 8 different images.
     python bench/ab_flag.py pointwise_tiles --rounds 20 --block 8
     python bench/ab_flag.py pointwise_tiles_always --rounds 20 --block 8
     python bench/ab_flag.py pointwise_panels --rounds 20 --block 8
+    python bench/ab_flag.py tile_prefetch --rounds 20 --block 8
 
 Switches: `shifted` (im2col_shifted for stride-1 'same'-width convs), `track_zero_rows`
 (gated convs zeroing only the rows the previous call wrote), `blas_in_numba` (a conv as
@@ -40,7 +41,8 @@ compiles for AVX-512, every 1 x 1 conv on the tiles whatever its live channels a
 kernels, config.POINTWISE_TILES_ALWAYS_ON_AVX512, against the limits
 alone; turned on here even where Numba does not compile for AVX-512), `pointwise_panels`
 (1 x 1 convs over many kernels on the tiles over a copy of their live channels in panels,
-config.POINTWISE_PANEL_MIN_ROWS, against sgemm or the tiles reading them in place).
+config.POINTWISE_PANEL_MIN_ROWS, against sgemm or the tiles reading them in place),
+`tile_prefetch` (the tiles prefetching the next tile's weights, config.TILE_PREFETCH).
 --block runs each session that many images in a row
 before switching: a switch about what stays in cache between calls needs the other
 session out of the way. Prints the median ms per image with the switch off and on, and
@@ -62,7 +64,7 @@ from pyprune.kernels.cpu.fire import FireKernel  # noqa: E402
 
 SWITCHES = ("shifted", "track_zero_rows", "blas_in_numba", "shared_workspace", "one_call_gate", "banded", "tiles",
             "fuse_fire_modules", "paired_call", "row_pad", "bind_calls", "gather_in_parts", "pointwise_tiles",
-            "pointwise_tiles_always", "pointwise_panels")
+            "pointwise_tiles_always", "pointwise_panels", "tile_prefetch")
 FORCED_ON = ("pointwise_tiles_always",)  # on in the "on" session even where the host's default leaves it off
 SESSION_SWITCHES = ("fuse_fire_modules", "bind_calls")  # attributes of the Session, not of its kernels
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"

@@ -102,6 +102,15 @@ POINTWISE_TILES_ALWAYS_ON_AVX512 = True
 # tiles only (bench/README.md, thirty-third session).
 POINTWISE_PANEL_MIN_ROWS = 240
 
+# The tiles prefetch the weights of the tile of kernels they will most likely run next, a
+# share with each panel of the current one: in a run, conv10's 2 MB of weights and the
+# dense 3 x 3 expands' (up to 590 KB) come from L3 or memory, which the prefetchers did
+# not stream ahead of the tiles. On the Zen 4 host, one thread (`python bench/ab_flag.py
+# tile_prefetch --rounds 20 --block 8`): SqueezeNet dense 0.97x, gated 50% 0.97x, gated
+# 25% 0.99x, MNIST 1.01x; alone, conv10 with half its channels live after a 32 MB sweep
+# 0.82x the time (1090 -> 897 us), warm 0.99x (bench/README.md, thirty-third session).
+TILE_PREFETCH = True
+
 # The largest batch a session runs as a bound program (bound_program.py), which keeps every
 # step's output for the next call: its Python per run matters least, and its buffers grow,
 # with the batch.

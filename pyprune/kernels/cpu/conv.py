@@ -14,9 +14,9 @@ from ..macs import conv_macs
 from . import blas
 from .base import Act, CpuKernel, c_contiguous, kept
 from .blas import AVAILABLE as BLAS_IN_NUMBA
-from .conv_gemm import ADD_FULL_BIAS, EMPTY, FULL, GATHER_IN_PARTS, NEVER_CUT, PANEL_MIN_ROWS, POINTWISE, RELU, \
-    ROW_PAD, SHIFTED, SPLIT_MACS, TILE_ALWAYS, TILED, TILES, TRANSPOSED, conv_plan, finish_part, gather_part, gemm_conv, \
-    gemm_rows, parts_of, prepare_first, prepare_sample, tiles_fit
+from .conv_gemm import (ADD_FULL_BIAS, EMPTY, FULL, GATHER_IN_PARTS, NEVER_CUT, PANEL_MIN_ROWS, POINTWISE, PREFETCH,
+                        RELU, ROW_PAD, SHIFTED, SPLIT_MACS, TILE_ALWAYS, TILED, TILES, TRANSPOSED, conv_plan, finish_part,
+                        gather_part, gemm_conv, gemm_rows, parts_of, prepare_first, prepare_sample, tiles_fit)
 from .conv_steps import add_bias, scatter_rows
 from .llvm_vectors import compiles_avx512
 from .tile_gemm import ROWS, guarded_size, pack_tiles, panels_size, tile_count
@@ -94,6 +94,7 @@ class ConvKernel(CpuKernel):
     gather_in_parts = _PlanFlag(GATHER_IN_PARTS)  # off: prepare_sample gathers it all (bench/ab_flag.py)
     fused_relu = _PlanFlag(RELU)
     pointwise_tiles_always = _PlanFlag(TILE_ALWAYS)  # config.POINTWISE_TILES_ALWAYS_ON_AVX512 (bench/ab_flag.py)
+    tile_prefetch = _PlanFlag(PREFETCH)  # config.TILE_PREFETCH (bench/ab_flag.py)
 
     @property
     def pointwise_panels(self):
@@ -155,7 +156,7 @@ class ConvKernel(CpuKernel):
             row_pad=config.GEMM_ROW_PAD.get(blas.BACKEND, 0), tile_max_k=config.POINTWISE_TILE_MAX_K,
             tile_max_rows=config.POINTWISE_TILE_MAX_ROWS,
             tiles_always=config.POINTWISE_TILES_ALWAYS_ON_AVX512 and compiles_avx512(),
-            panel_min_rows=config.POINTWISE_PANEL_MIN_ROWS)
+            panel_min_rows=config.POINTWISE_PANEL_MIN_ROWS, prefetch=config.TILE_PREFETCH)
         # (C_out, C_in*kh*kw): rows of active kernels x the kh*kw columns of each live
         # channel are gathered from here, in the order im2col writes its rows.
         self.w2 = self.weight.reshape(co, -1)

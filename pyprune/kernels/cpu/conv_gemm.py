@@ -47,15 +47,18 @@ TILE_ALWAYS = 21    # 1: a 1 x 1 conv with TILES runs every sample on tiles, wha
                     # active kernels (config.POINTWISE_TILES_ALWAYS_ON_AVX512)
 PANEL_MIN_ROWS = 22  # a 1 x 1 conv with TILES runs a sample with at least this many active kernels on tiles
                      # over pack_panels' copy of its live channels (config.POINTWISE_PANEL_MIN_ROWS; 0: never)
+PREFETCH = 23       # 1: tiles prefetch the weights of the tile they most likely run next (config.TILE_PREFETCH)
 NEVER_CUT = 2**62   # SPLIT_MACS where GEMMs are never cut
 
 
 def conv_plan(kernel_size, geometry, out_size, shifted, pointwise, gather_ratio, split_macs, tiles=False,
-              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tiles_always=False, panel_min_rows=0):
+              row_pad=0, gather_in_parts=True, tile_max_k=0, tile_max_rows=0, tiles_always=False, panel_min_rows=0,
+              prefetch=False):
     """A new conv plan; geometry is (sh, sw, pt, pl, dh, dw); the epilogue starts as bias
     without ReLU."""
     return np.array([*kernel_size, *geometry, *out_size, shifted, pointwise, False, True, gather_ratio, split_macs,
-                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tiles_always, panel_min_rows], np.int64)
+                     tiles, row_pad, gather_in_parts, tile_max_k, tile_max_rows, tiles_always, panel_min_rows,
+                     prefetch], np.int64)
 
 
 def tiles_fit(kernel_size, stride, padding, dilation, groups, out_size):
@@ -247,7 +250,7 @@ def finish_part(x, mode, na, k, cols, w2, w2_t, w_tiles, w_buf, y_buf, bias, pla
         x_panels = packs_panels(kk, na, plan)
         tiled_conv(cols.reshape(cols.size) if kk == 9 or x_panels else x.reshape(x.size), kk, index_buf[:k // kk],
                    k // kk, plan[HO], plan[WO], packed, w_channels, act_idx, bias, relu, dst, 0, hw,
-                   index_buf[c_in + co:], part == 1, x_panels)
+                   index_buf[c_in + co:], part == 1, x_panels, plan[PREFETCH] != 0)
         if na < co and part == 0:
             zero_inactive_block(act_idx, written, dst, 0, hw)
         return

@@ -34,7 +34,8 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .atomics import load_acquire, swap_if
-from .llvm_vectors import I64, LANES, TILE_INTS, TILE_VEC, array_data, fmuladd, load16, no_relu, splat, store_act, typed
+from .llvm_vectors import (I64, LANES, TILE_INTS, TILE_VEC, array_data, fmuladd, load16, no_relu, prefetch_floats,
+                           splat, store_act, typed)
 
 ROWS = 6        # output channels per tile (pack_tiles unrolls six)
 COLS = LANES    # pixels per tile: one TILE_VEC
@@ -421,7 +422,7 @@ def edge_masks(w):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, relu, dst, c0, c1, counter,
-               from_back=False, x_panels=False):
+               from_back=False, x_panels=False, prefetch=False):
     """Output pixels [c0, c1) (c1 - c0 >= 16) of a conv on tiles over nl live channels
     live_idx, for the active kernels act_idx (ascending), into dst (C_out, h*w), with the
     bias and ReLU on the store: kk = 9, a 3 x 3, stride 1, padding 1 conv over `guarded`
@@ -436,6 +437,8 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, re
     units of one tile of 6 kernels over one block, block by block, each unit claimed from
     counter[0] (set to 0 before; claim_unit): two threads given the same arguments but
     opposite `from_back` share the work, each unit computed once, by whichever claims it.
+    Where `prefetch`, each panel of a unit prefetches a share of the weights of the tile
+    this thread most likely claims next (config.TILE_PREFETCH).
     A range that does not split into panels of 16 ends with one that overlaps the panel
     before (its pixels are computed twice, alike).
     Why a tile over a block of panels, not every tile over one panel: a tile then writes
@@ -455,23 +458,30 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, re
     # same function, LLVM no longer unswitched tile_1x1's loop and it ran 1.07x slower.
     if kk == 9:
         _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels,
-                   per_block, units, counter, from_back)
+                   per_block, units, counter, from_back, prefetch)
     else:
         _units_1x1(out, hw, x_flat, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
-                   units, counter, from_back, x_panels)
+                   units, counter, from_back, x_panels, prefetch)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
-               units, counter, from_back):
+               units, counter, from_back, prefetch):
     """tiled_conv's units of work that this thread claims, for a 3 x 3 conv."""
     na, plane = act_idx.shape[0], hw + 2 * w
     tiles = (na + ROWS - 1) // ROWS
     keep = edge_masks(w)
+    block = k * ROWS  # a tile's weights
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
-        for p in range(b * per_block, min((b + 1) * per_block, panels)):
+        t_next = (t - 1 if from_back else t + 1) % tiles  # the tile this thread most likely claims next
+        first, last = b * per_block, min((b + 1) * per_block, panels)
+        share = (block + last - first - 1) // (last - first)
+        for p in range(first, last):
+            if prefetch:
+                q = (p - first) * share
+                prefetch_floats(w_flat, t_next * block + q, min(share, block - q))
             p0 = min(c0 + p * COLS, c1 - COLS)
             tile_3x3(out, hw, x_flat, plane, w, nl, live_idx, by_live, w_flat, t * k * ROWS, act_idx, t * ROWS,
                      min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
@@ -480,14 +490,21 @@ def _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bi
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _units_1x1(out, hw, x_flat, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
-               units, counter, from_back, x_panels):
+               units, counter, from_back, x_panels, prefetch):
     """tiled_conv's units of work that this thread claims, for a 1 x 1 conv."""
     na = act_idx.shape[0]
     tiles = (na + ROWS - 1) // ROWS
+    block = k * ROWS  # a tile's weights
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
-        for p in range(b * per_block, min((b + 1) * per_block, panels)):
+        t_next = (t - 1 if from_back else t + 1) % tiles  # the tile this thread most likely claims next
+        first, last = b * per_block, min((b + 1) * per_block, panels)
+        share = (block + last - first - 1) // (last - first)
+        for p in range(first, last):
+            if prefetch:
+                q = (p - first) * share
+                prefetch_floats(w_flat, t_next * block + q, min(share, block - q))
             p0 = min(c0 + p * COLS, c1 - COLS)
             if x_panels:  # panel p of pack_panels' copy, its live channels' rows one after another
                 tile_1x1(out, hw, x_flat, p * nl * COLS, COLS, live_idx, False, by_live, nl, w_flat, t * k * ROWS,

@@ -70,9 +70,10 @@ def _check_tiles(h, w, c, m, c0, c1, relu, seed, live, active, kk=9, packed_for_
     counter = np.array([units - taken], np.int64)
     args = (source, kk, live_idx, len(live_idx), h, w, w_tiles, len(packed_idx), act_idx, bias, relu, dst, c0, c1,
             counter)
-    tiled_conv(*args, True, x_panels)
+    prefetch = seed % 2 == 0  # the next tile's weights: the same bits either way
+    tiled_conv(*args, True, x_panels, prefetch)
     counter[0] = taken * BACK
-    tiled_conv(*args, False, x_panels)
+    tiled_conv(*args, False, x_panels, prefetch)
 
     x_live = np.zeros_like(x)
     x_live[live_idx] = x[live_idx]
