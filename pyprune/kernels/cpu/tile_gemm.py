@@ -304,9 +304,12 @@ def pack_tiles(w2, kk, act_idx, live_idx, out):
     """The weights of kernels act_idx over channels live_idx as tile_3x3 reads them:
     out[(t*K + l*kk + q)*6 + j] = w2[act_idx[min(6t + j, na - 1)], live_idx[l]*kk + q] with
     K = len(live_idx) * kk, each tile's K x 6 block contiguous (a last tile of fewer kernels
-    repeats its last one, which the tiles do not read). w2 is (C_out, C_in * kk). Written in order, six rows' values per
-    tap: 0.66-0.92x the time of a loop over each row's taps, which stored at a stride of 6
-    (SqueezeNet's gated expand3x3 shapes, warm; `.exp/pack_ab.py`)."""
+    repeats its last one: tile_1x1 computes it again, tile_3x3 skips it). w2 is (C_out,
+    C_in * kk). Written in order, six rows' values per tap: 0.66-0.92x the time of a loop
+    over each row's taps, which stored at a stride of 6 (SqueezeNet's gated expand3x3
+    shapes, warm; `.exp/pack_ab.py`). Prefetching the rows of the tiles 2, 6 or all tiles
+    ahead did not speed it from memory (SqueezeNet's gated 50% shapes after a 32 MB sweep:
+    381 us in all, 357-416 with them; bench/README.md, thirty-third session)."""
     na, nl = act_idx.shape[0], live_idx.shape[0]
     flat, width, ukk = w2.reshape(w2.size), np.uint64(w2.shape[1]), np.uint64(kk)
     rows = np.empty(ROWS, np.uint64)
