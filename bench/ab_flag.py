@@ -38,8 +38,8 @@ conv_gemm.gather_part, against the calling thread gathering all of them before t
 parts), `pointwise_tiles` (1 x 1 convs on the register tiles, their input read in place,
 config.POINTWISE_TILE_MAX_K, against sgemm), `pointwise_tiles_always` (where Numba
 compiles for AVX-512, every 1 x 1 conv on the tiles whatever its live channels and active
-kernels, config.POINTWISE_TILES_ALWAYS_ON_AVX512, against the limits
-alone; turned on here even where Numba does not compile for AVX-512), `pointwise_panels`
+kernels, config.POINTWISE_TILES_ALWAYS_ON_AVX512, against the limits alone; turned on
+here even where Numba does not compile for AVX-512), `pointwise_panels`
 (1 x 1 convs over many kernels on the tiles over a copy of their live channels in panels,
 config.POINTWISE_PANEL_MIN_ROWS, against sgemm or the tiles reading them in place),
 `tile_prefetch` (the tiles prefetching the next tile's weights, config.TILE_PREFETCH).

@@ -152,8 +152,9 @@ def move_floats(typingctx, arr, dst, src, n):
 @intrinsic
 def prefetch_floats(typingctx, arr, first, count):
     """A prefetch, for reading, of the cache lines of arr[first:first + count] (flat float32):
-    one llvm.prefetch per 64 bytes. A prefetch never faults; the caller keeps the range
-    inside the array anyway."""
+    one llvm.prefetch every 16 floats from arr[first], and one at the last float, whose line
+    those may miss where arr[first] does not start a line. A prefetch never faults; the
+    caller keeps the range inside the array anyway."""
     if not typed((arr,)):
         return None
     sig = types.void(arr, first, count)
@@ -171,11 +172,13 @@ def prefetch_floats(typingctx, arr, first, count):
         builder.position_at_end(loop)
         k = builder.phi(I64)
         k.add_incoming(I64(0), entry)
-        at = builder.bitcast(builder.gep(base, [builder.add(start, k)]), i8p)
+        last = builder.sub(n, I64(1))
+        offset = builder.select(builder.icmp_signed("<", k, last), k, last)
+        at = builder.bitcast(builder.gep(base, [builder.add(start, offset)]), i8p)
         builder.call(fn, [at, I32(0), I32(3), I32(1)])  # read, keep in all levels, data
         k_next = builder.add(k, I64(16))
         k.add_incoming(k_next, builder.block)
-        builder.cbranch(builder.icmp_signed("<", k_next, n), loop, done)
+        builder.cbranch(builder.icmp_signed("<", k_next, builder.add(n, I64(15))), loop, done)
         builder.position_at_end(done)
         return context.get_dummy_value()
 

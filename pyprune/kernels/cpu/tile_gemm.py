@@ -46,8 +46,8 @@ def _by_row_count(builder, nrows_, emit):
     """emit(builder, r) for the tile's r = nrows rows (1 to ROWS; ROWS for any other value),
     each count its own copy of the tile's code.
     Why: a last tile of kernels with fewer than ROWS active ones repeated its last row,
-    computing up to 5 rows of 6 for nothing: 9 active kernels of a squeeze took 12 rows'
-    work (bench/README.md, thirty-third session)."""
+    computing up to 5 rows of 6 for nothing: 31 active kernels of a gated expand3x3 took
+    36 rows' work (bench/README.md, thirty-third session)."""
     done = builder.append_basic_block("tile_done")
     cases = [builder.append_basic_block(f"tile_rows{r}") for r in range(1, ROWS + 1)]
     switch = builder.switch(nrows_, cases[-1])
