@@ -468,6 +468,16 @@ def tiled_conv(x, kk, live_idx, nl, h, w, w_tiles, w_channels, act_idx, bias, re
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def _prefetch_next_tile(w_flat, block, t, tiles, from_back, i, count):
+    """Share i of count of the weights (`block` floats a tile) of the tile this thread most
+    likely claims after tile t: the one after it from the front, before it from the back."""
+    t_next = (t - 1 if from_back else t + 1) % tiles
+    share = (block + count - 1) // count
+    q = i * share
+    prefetch_floats(w_flat, t_next * block + q, min(share, block - q))
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bias, relu, c0, c1, panels, per_block,
                units, counter, from_back, prefetch):
     """tiled_conv's units of work that this thread claims, for a 3 x 3 conv."""
@@ -478,13 +488,10 @@ def _units_3x3(out, hw, x_flat, w, nl, live_idx, by_live, w_flat, k, act_idx, bi
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
-        t_next = (t - 1 if from_back else t + 1) % tiles  # the tile this thread most likely claims next
         first, last = b * per_block, min((b + 1) * per_block, panels)
-        share = (block + last - first - 1) // (last - first)
         for p in range(first, last):
             if prefetch:
-                q = (p - first) * share
-                prefetch_floats(w_flat, t_next * block + q, min(share, block - q))
+                _prefetch_next_tile(w_flat, block, t, tiles, from_back, p - first, last - first)
             p0 = min(c0 + p * COLS, c1 - COLS)
             tile_3x3(out, hw, x_flat, plane, w, nl, live_idx, by_live, w_flat, t * k * ROWS, act_idx, t * ROWS,
                      min(ROWS, na - t * ROWS), p0, keep[p0 % w], bias, relu)
@@ -501,13 +508,10 @@ def _units_1x1(out, hw, x_flat, nl, live_idx, by_live, w_flat, k, act_idx, bias,
     u = claim_unit(counter, units, from_back)
     while u >= 0:
         b, t = u // tiles, u % tiles
-        t_next = (t - 1 if from_back else t + 1) % tiles  # the tile this thread most likely claims next
         first, last = b * per_block, min((b + 1) * per_block, panels)
-        share = (block + last - first - 1) // (last - first)
         for p in range(first, last):
             if prefetch:
-                q = (p - first) * share
-                prefetch_floats(w_flat, t_next * block + q, min(share, block - q))
+                _prefetch_next_tile(w_flat, block, t, tiles, from_back, p - first, last - first)
             p0 = min(c0 + p * COLS, c1 - COLS)
             if x_panels:  # panel p of pack_panels' copy, its live channels' rows one after another
                 tile_1x1(out, hw, x_flat, p * nl * COLS, COLS, live_idx, False, by_live, nl, w_flat, t * k * ROWS,

@@ -300,6 +300,20 @@ def test_a_pointwise_conv_takes_tiles_for_few_live_channels_or_a_dead_one_and_fe
     assert prepare_sample(x, np.arange(c) < 1, every_out, *args)[0] == TRANSPOSED
 
 
+def _check_pointwise_batch(kernel, weights, x, active):
+    """A 1 x 1 conv of 13 kernels on the batch x (N, C, 6, 7) into an output that held other
+    values: active kernels match the reference, inactive ones are exactly zero, and each
+    sample run alone gives the same bits."""
+    n, live = x.data.shape[0], x.live
+    got = kernel.convolve(x, active, np.full((n, 13, 6, 7), 7.0, np.float32)).copy()
+    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    assert_matches(got, want * active[:, :, None, None])
+    assert not got[~active].any()
+    alone = np.concatenate([kernel.convolve(live_act(x.data[i:i + 1], live[i:i + 1]), active[i:i + 1],
+                                            np.full((1, 13, 6, 7), 7.0, np.float32)) for i in range(n)])
+    np.testing.assert_array_equal(got, alone)
+
+
 @pytest.mark.parametrize("on", [ON_CPU, ON_CPU_PYTHON_GEMM], ids=["one-call", "python-gemm"])
 @pytest.mark.parametrize("c", [7, 70])
 @pytest.mark.parametrize("always", [False, True], ids=["limits", "always-tiles"])
@@ -316,15 +330,7 @@ def test_pointwise_convs_on_tiles_or_sgemm_match_the_reference_alone_and_in_a_ba
     active = rng.random((n, 13)) < 0.6
     active[:, 2] = True
     active[1] = True
-    x = live_act(rng.normal(size=(n, c, 6, 7)), live)
-    out = np.full((n, 13, 6, 7), 7.0, np.float32)
-    got = kernel.convolve(x, active, out).copy()
-    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
-    assert_matches(got, want * active[:, :, None, None])
-    assert not got[~active].any()
-    alone = np.concatenate([kernel.convolve(live_act(x.data[i:i + 1], live[i:i + 1]), active[i:i + 1],
-                                            np.full((1, 13, 6, 7), 7.0, np.float32)) for i in range(n)])
-    np.testing.assert_array_equal(got, alone)
+    _check_pointwise_batch(kernel, weights, live_act(rng.normal(size=(n, c, 6, 7)), live), active)
 
 
 def test_a_pointwise_conv_over_many_kernels_takes_tiles_over_its_channels_in_panels():
@@ -368,15 +374,7 @@ def test_pointwise_convs_on_panels_match_the_reference_alone_and_in_a_batch(on, 
     active[1, [2, 5]] = False  # 11 active: panels, weights packed per call
     active[2, :7] = False  # 6: in place or sgemm
     active[4, ::2] = False  # 6
-    x = live_act(rng.normal(size=(n, 50, 6, 7)), live)
-    out = np.full((n, 13, 6, 7), 7.0, np.float32)
-    got = kernel.convolve(x, active, out).copy()
-    want = conv2d_reference(x.data, weights["weight"], weights["bias"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
-    assert_matches(got, want * active[:, :, None, None])
-    assert not got[~active].any()
-    alone = np.concatenate([kernel.convolve(live_act(x.data[i:i + 1], live[i:i + 1]), active[i:i + 1],
-                                            np.full((1, 13, 6, 7), 7.0, np.float32)) for i in range(n)])
-    np.testing.assert_array_equal(got, alone)
+    _check_pointwise_batch(kernel, weights, live_act(rng.normal(size=(n, 50, 6, 7)), live), active)
 
 
 @pytest.mark.parametrize("geometry", [dict(stride=(2, 2)), dict(padding=(0, 0, 0, 0)), dict(dilation=(2, 2)),
